@@ -1,0 +1,1 @@
+"""Kernel adapters: the real `Firewall` (nftables), `Shaper` (tc), neighbours, DHCP sniffing."""
