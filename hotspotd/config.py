@@ -1,0 +1,301 @@
+"""The configuration: one TOML file, read once into a frozen, typed object.
+
+Read from `$HOTSPOT_CONFIG`, else `/etc/hotspot/hotspot.toml`. An unknown key, a wrong type or
+a bad value stops the program at start with the file, the key and the reason (`ConfigError`).
+Nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from hotspotd.core import units
+from hotspotd.errors import ConfigError
+
+DEFAULT_PATH = Path("/etc/hotspot/hotspot.toml")
+DEFAULT_DATABASE_URL = "sqlite:////var/lib/hotspot/hotspot.db"
+_IFNAME = re.compile(r"^[A-Za-z0-9_.:@-]{1,15}$")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class VillageConfig:
+    name: str = "Desa"
+    operator: str = "BUMDes"
+    message: str = ""
+    timezone: str = "Asia/Jakarta"
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    lan_interface: str = "wlan0"
+    wan_interface: str | None = None  # None: taken from the default route at start
+    lan_prefix: ipaddress.IPv4Network = ipaddress.IPv4Network("10.66.0.0/16")
+    uplink_down_bps: int = 20_000_000
+    uplink_up_bps: int = 5_000_000
+
+
+@dataclass(frozen=True)
+class PortalConfig:
+    address: ipaddress.IPv4Address = ipaddress.IPv4Address("10.66.0.1")
+    port: int = 8080
+    hostname: str = "portal.lan"
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    url: str = DEFAULT_DATABASE_URL
+
+
+@dataclass(frozen=True)
+class FreeAllowanceConfig:
+    enabled: bool = False
+    time_s: int | None = 30 * 60
+    data_bytes: int | None = 100 * 10**6
+    down_bps: int | None = 1_000_000
+    up_bps: int | None = 512_000
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    poll_interval_s: int = 10
+    control_socket: Path = Path("/run/hotspotd/control.sock")
+    state_dir: Path = Path("/var/lib/hotspot")
+
+
+@dataclass(frozen=True)
+class Config:
+    source: str = "<defaults>"
+    village: VillageConfig = field(default_factory=VillageConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    portal: PortalConfig = field(default_factory=PortalConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    free: FreeAllowanceConfig = field(default_factory=FreeAllowanceConfig)
+    daemon: DaemonConfig = field(default_factory=DaemonConfig)
+
+
+class _Table:
+    """Reads one TOML table, remembering which keys were used so leftovers are reported."""
+
+    def __init__(self, path: str, prefix: str, data: Mapping[str, Any]) -> None:
+        self.path, self.prefix, self.data = path, prefix, data
+        self.used: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}.{name}" if self.prefix else name
+
+    def fail(self, name: str, reason: str) -> ConfigError:
+        return ConfigError(self.path, self.key(name), reason)
+
+    def get(self, name: str, kind: type[T], default: T) -> T:
+        self.used.add(name)
+        if name not in self.data:
+            return default
+        value = self.data[name]
+        if kind is int and isinstance(value, bool):
+            raise self.fail(name, f"expected an integer, got {value!r}")
+        if not isinstance(value, kind):
+            raise self.fail(name, f"expected {_type_name(kind)}, got {_type_name(type(value))}")
+        return value
+
+    def parsed(self, name: str, parse: Callable[[str], T], default: T, what: str) -> T:
+        """A string in human units ("3h", "1GB", "2M"), or a plain integer."""
+        self.used.add(name)
+        if name not in self.data:
+            return default
+        value = self.data[name]
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise self.fail(name, f"expected {what} as a string, got {_type_name(type(value))}")
+        try:
+            return parse(str(value))
+        except ValueError as exc:
+            raise self.fail(name, str(exc)) from None
+
+    def optional(
+        self, name: str, parse: Callable[[str], int], default: int | None, what: str
+    ) -> int | None:
+        value = self.data.get(name)
+        if isinstance(value, str) and units.is_none(value):
+            self.used.add(name)
+            return None
+        return self.parsed(name, parse, default, what)
+
+    def table(self, name: str) -> _Table:
+        self.used.add(name)
+        value = self.data.get(name, {})
+        if not isinstance(value, dict):
+            raise self.fail(name, f"expected a table [{self.key(name)}]")
+        return _Table(self.path, self.key(name), value)
+
+    def finish(self) -> None:
+        for name in self.data:
+            if name not in self.used:
+                raise self.fail(name, "unknown key")
+
+
+def _type_name(kind: type) -> str:
+    return {str: "a string", int: "an integer", bool: "true or false", float: "a number"}.get(
+        kind, kind.__name__
+    )
+
+
+def _interface(table: _Table, name: str, default: str | None) -> str | None:
+    value = table.get(name, str, default or "")
+    if not value:
+        if default is None:
+            return None
+        raise table.fail(name, "must not be empty")
+    if not _IFNAME.match(value):
+        raise table.fail(name, f"not an interface name: {value!r}")
+    return value
+
+
+def parse(data: Mapping[str, Any], source: str) -> Config:
+    """Build a `Config` from TOML data; `source` names the file in error messages."""
+    root = _Table(source, "", data)
+
+    t = root.table("village")
+    d_v = VillageConfig()
+    timezone = t.get("timezone", str, d_v.timezone)
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise t.fail("timezone", f"unknown time zone {timezone!r} (e.g. Asia/Jakarta)") from None
+    village = VillageConfig(
+        name=t.get("name", str, d_v.name).strip() or d_v.name,
+        operator=t.get("operator", str, d_v.operator).strip() or d_v.operator,
+        message=t.get("message", str, d_v.message),
+        timezone=timezone,
+    )
+    t.finish()
+
+    t = root.table("network")
+    d_n = NetworkConfig()
+    prefix_text = t.get("lan_prefix", str, str(d_n.lan_prefix))
+    try:
+        lan_prefix = ipaddress.IPv4Network(prefix_text, strict=True)
+    except ValueError as exc:
+        raise t.fail("lan_prefix", f"not an IPv4 network: {exc}") from None
+    lan = _interface(t, "lan_interface", d_n.lan_interface)
+    assert lan is not None
+    network = NetworkConfig(
+        lan_interface=lan,
+        wan_interface=_interface(t, "wan_interface", None),
+        lan_prefix=lan_prefix,
+        uplink_down_bps=t.parsed("uplink_down", units.parse_rate, d_n.uplink_down_bps, "a rate"),
+        uplink_up_bps=t.parsed("uplink_up", units.parse_rate, d_n.uplink_up_bps, "a rate"),
+    )
+    if network.wan_interface == network.lan_interface:
+        raise t.fail("wan_interface", "must differ from lan_interface")
+    t.finish()
+
+    t = root.table("portal")
+    d_p = PortalConfig()
+    address_text = t.get("address", str, str(d_p.address))
+    try:
+        address = ipaddress.IPv4Address(address_text)
+    except ValueError:
+        raise t.fail("address", f"not an IPv4 address: {address_text!r}") from None
+    if address not in lan_prefix:
+        raise t.fail("address", f"{address} is not inside network.lan_prefix {lan_prefix}")
+    port = t.get("port", int, d_p.port)
+    if not 1 <= port <= 65535:
+        raise t.fail("port", f"must be between 1 and 65535, got {port}")
+    hostname = t.get("hostname", str, d_p.hostname)
+    if not re.fullmatch(r"[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?", hostname):
+        raise t.fail("hostname", f"not a host name: {hostname!r}")
+    portal = PortalConfig(address=address, port=port, hostname=hostname)
+    t.finish()
+
+    t = root.table("database")
+    url = t.get("url", str, DEFAULT_DATABASE_URL)
+    if not re.match(r"^(sqlite|postgresql)(\+\w+)?://", url):
+        raise t.fail("url", "expected a sqlite:// or postgresql:// URL")
+    database = DatabaseConfig(url=url)
+    t.finish()
+
+    t = root.table("free")
+    d_f = FreeAllowanceConfig()
+    free = FreeAllowanceConfig(
+        enabled=t.get("enabled", bool, d_f.enabled),
+        time_s=t.optional("time", units.parse_duration, d_f.time_s, "a duration"),
+        data_bytes=t.optional("data", units.parse_size, d_f.data_bytes, "a data size"),
+        down_bps=t.optional("down", units.parse_rate, d_f.down_bps, "a rate"),
+        up_bps=t.optional("up", units.parse_rate, d_f.up_bps, "a rate"),
+    )
+    t.finish()
+
+    t = root.table("daemon")
+    d_d = DaemonConfig()
+    poll = t.parsed("poll_interval", units.parse_duration, d_d.poll_interval_s, "a duration")
+    if poll > 300:
+        raise t.fail("poll_interval", "at most 5m: a power cut loses up to one interval of usage")
+    daemon = DaemonConfig(
+        poll_interval_s=poll,
+        control_socket=Path(t.get("control_socket", str, str(d_d.control_socket))),
+        state_dir=Path(t.get("state_dir", str, str(d_d.state_dir))),
+    )
+    t.finish()
+
+    root.finish()
+    return Config(
+        source=source,
+        village=village,
+        network=network,
+        portal=portal,
+        database=database,
+        free=free,
+        daemon=daemon,
+    )
+
+
+def config_path(explicit: str | os.PathLike[str] | None = None) -> tuple[Path, bool]:
+    """The file to read, and whether it was asked for (then it must exist)."""
+    if explicit:
+        return Path(explicit), True
+    env = os.environ.get("HOTSPOT_CONFIG")
+    if env:
+        return Path(env), True
+    return DEFAULT_PATH, False
+
+
+def load(explicit: str | os.PathLike[str] | None = None) -> Config:
+    """Read the configuration once. Without a file at the default place, the defaults hold."""
+    path, required = config_path(explicit)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        if required:
+            raise ConfigError(str(path), None, "file not found") from None
+        return Config()
+    except OSError as exc:
+        raise ConfigError(str(path), None, f"cannot read: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(str(path), None, "not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), None, f"not valid TOML: {exc}") from None
+    return parse(data, str(path))
+
+
+def detect_wan_interface() -> str | None:
+    """The interface of the IPv4 default route, for when the file leaves it out."""
+    import netifaces  # imported here: only the daemon needs it, and only at start
+
+    gateways = netifaces.gateways()
+    default = gateways.get("default", {}).get(netifaces.AF_INET)
+    return str(default[1]) if default else None

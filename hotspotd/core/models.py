@@ -1,0 +1,248 @@
+"""The database schema, SQLAlchemy 2 typed models.
+
+Portable on purpose: nothing SQLite-only, so the same models run on PostgreSQL. Times are
+timezone-aware UTC (`UTCDateTime`), money is whole Rupiah, bytes and seconds are integers.
+Every change to these models comes with an Alembic migration in `hotspotd/migrations/`.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores UTC, always returns an aware datetime; refuses naive ones on the way in."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use an aware UTC time")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime()}  # noqa: RUF012 (SQLAlchemy reads it)
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=16,
+        values_callable=lambda members: [m.value for m in members],
+    )
+
+
+class VoucherState(enum.StrEnum):
+    UNUSED = "unused"
+    ACTIVE = "active"
+    EXPIRED = "expired"
+    USED_UP = "used_up"
+    REVOKED = "revoked"
+
+
+class SessionKind(enum.StrEnum):
+    VOUCHER = "voucher"
+    FREE = "free"
+
+
+class Role(enum.StrEnum):
+    ADMIN = "admin"
+    OPERATOR = "operator"
+    KOMINFO = "kominfo"
+
+
+class Plan(Base):
+    """A "paket": what a voucher buys. A limit of None means no limit."""
+
+    __tablename__ = "plan"
+    __table_args__ = (
+        CheckConstraint("price_rp >= 0", name="price_not_negative"),
+        CheckConstraint("validity_s IS NULL OR validity_s > 0", name="validity_positive"),
+        CheckConstraint("time_s IS NULL OR time_s > 0", name="time_positive"),
+        CheckConstraint("data_bytes IS NULL OR data_bytes > 0", name="data_positive"),
+        CheckConstraint("down_bps IS NULL OR down_bps > 0", name="down_positive"),
+        CheckConstraint("up_bps IS NULL OR up_bps > 0", name="up_positive"),
+        CheckConstraint("devices IS NULL OR devices > 0", name="devices_positive"),
+        CheckConstraint("idle_s IS NULL OR idle_s > 0", name="idle_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    price_rp: Mapped[int]
+    validity_s: Mapped[int | None]  # counted from first use
+    time_s: Mapped[int | None]  # online time allowance
+    data_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    down_bps: Mapped[int | None] = mapped_column(BigInteger)
+    up_bps: Mapped[int | None] = mapped_column(BigInteger)
+    devices: Mapped[int | None]  # devices at once on one voucher
+    idle_s: Mapped[int | None]  # a session idle this long ends
+    created_at: Mapped[datetime]
+    retired_at: Mapped[datetime | None]
+
+
+class VoucherBatch(Base):
+    __tablename__ = "voucher_batch"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plan.id"))
+    count: Mapped[int]
+    code_kind: Mapped[str] = mapped_column(String(8))
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+
+    plan: Mapped[Plan] = relationship()
+
+
+class Voucher(Base):
+    """A code sold on a card. Its time and data belong to it, shared by all its devices."""
+
+    __tablename__ = "voucher"
+    __table_args__ = (
+        CheckConstraint("used_seconds >= 0", name="used_seconds_not_negative"),
+        CheckConstraint("used_bytes >= 0", name="used_bytes_not_negative"),
+        Index("ix_voucher_state", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(16), unique=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("voucher_batch.id"), index=True)
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plan.id"), index=True)
+    price_rp: Mapped[int]  # as printed on the card; booked as a sale at first use
+    state: Mapped[VoucherState] = mapped_column(
+        _enum(VoucherState, "voucher_state"), default=VoucherState.UNUSED
+    )
+    created_at: Mapped[datetime]
+    first_used_at: Mapped[datetime | None]
+    used_seconds: Mapped[int] = mapped_column(default=0)
+    used_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    ended_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+    plan: Mapped[Plan] = relationship()
+    batch: Mapped[VoucherBatch] = relationship()
+
+
+class Device(Base):
+    """A phone or laptop seen on the LAN, by MAC (which may be randomized per network)."""
+
+    __tablename__ = "device"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mac: Mapped[str] = mapped_column(String(17), unique=True)
+    hostname: Mapped[str | None] = mapped_column(String(64))
+    vendor_class: Mapped[str | None] = mapped_column(String(64))
+    trusted: Mapped[bool] = mapped_column(default=False)
+    blocked: Mapped[bool] = mapped_column(default=False)
+    note: Mapped[str | None] = mapped_column(String(200))
+    first_seen_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+
+
+class Session(Base):
+    """One device online on one voucher (or on the free allowance), from login to its end."""
+
+    __tablename__ = "session"
+    __table_args__ = (
+        CheckConstraint(
+            "(kind = 'voucher' AND voucher_id IS NOT NULL) OR (kind = 'free')",
+            name="voucher_session_has_voucher",
+        ),
+        Index("ix_session_open", "ended_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[SessionKind] = mapped_column(_enum(SessionKind, "session_kind"))
+    voucher_id: Mapped[int | None] = mapped_column(ForeignKey("voucher.id"), index=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("device.id"), index=True)
+    ip: Mapped[str] = mapped_column(String(15))
+    mac: Mapped[str] = mapped_column(String(17))
+    started_at: Mapped[datetime]
+    last_activity_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    end_reason: Mapped[str | None] = mapped_column(String(16))
+    bytes_up: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_down: Mapped[int] = mapped_column(BigInteger, default=0)
+
+    voucher: Mapped[Voucher | None] = relationship()
+    device: Mapped[Device] = relationship()
+
+
+class UsageSample(Base):
+    """Bytes one session moved between two counter polls; the raw stuff of reports."""
+
+    __tablename__ = "usage_sample"
+    __table_args__ = (Index("ix_usage_sample_taken_at", "taken_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("session.id"), index=True)
+    taken_at: Mapped[datetime]
+    seconds: Mapped[int]
+    bytes_up: Mapped[int] = mapped_column(BigInteger)
+    bytes_down: Mapped[int] = mapped_column(BigInteger)
+
+
+class Operator(Base):
+    """Someone who signs in to the local web UI: admin, operator or kominfo (read-only)."""
+
+    __tablename__ = "operator"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(256))
+    role: Mapped[Role] = mapped_column(_enum(Role, "operator_role"))
+    created_at: Mapped[datetime]
+    disabled_at: Mapped[datetime | None]
+
+
+class AuditEvent(Base):
+    """Who did what, when: operator actions and must-keep events, never rewritten."""
+
+    __tablename__ = "audit_event"
+    __table_args__ = (Index("ix_audit_event_at", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[str] = mapped_column(Text, default="")

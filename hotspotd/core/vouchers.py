@@ -1,0 +1,204 @@
+"""Vouchers: made in batches, looked up by code, revoked. The caller owns the transaction.
+
+States: unused → active (first use starts the validity clock) → expired / used up / revoked.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hotspotd.core import accounting, codes, plans
+from hotspotd.core.models import AuditEvent, Voucher, VoucherBatch, VoucherState
+from hotspotd.errors import Conflict, InvalidInput, NotFound, VoucherTypo
+
+MAX_BATCH = 10_000
+_MAX_TRIES = 20
+
+
+class CheckState(enum.StrEnum):
+    """What `voucher check` can say of a typed code."""
+
+    TYPO = "typo"
+    UNKNOWN = "unknown"
+    UNUSED = "unused"
+    ACTIVE = "active"
+    EXPIRED = "expired"
+    USED_UP = "used_up"
+    REVOKED = "revoked"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    state: CheckState
+    message: str
+    voucher: Voucher | None = None
+    standing: accounting.Standing | None = None
+
+
+def make_batch(
+    db: Session,
+    *,
+    plan_name: str,
+    count: int,
+    created_by: str,
+    now: datetime,
+    batch_name: str | None = None,
+    kind: codes.CodeKind = codes.CodeKind.ALNUM,
+) -> tuple[VoucherBatch, list[Voucher]]:
+    """Make `count` new vouchers for a plan, with codes unique in the database."""
+    if not 1 <= count <= MAX_BATCH:
+        raise InvalidInput(f"count must be between 1 and {MAX_BATCH}")
+    plan = plans.find(db, plan_name)
+    if plan.retired_at is not None:
+        raise Conflict(f"plan {plan.name!r} is retired; make vouchers for a current plan")
+    if batch_name is None:
+        batch_name = f"{plan.name} {now:%Y-%m-%d %H:%M:%S}"
+    batch_name = " ".join(batch_name.split())
+    if not batch_name or len(batch_name) > 64:
+        raise InvalidInput("a batch name has 1 to 64 characters")
+    if db.scalar(select(VoucherBatch.id).where(VoucherBatch.name == batch_name)) is not None:
+        raise Conflict(f"a batch named {batch_name!r} exists already")
+
+    batch = VoucherBatch(
+        name=batch_name,
+        plan=plan,
+        count=count,
+        code_kind=kind.value,
+        created_by=created_by,
+        created_at=now,
+    )
+    db.add(batch)
+    new_codes = _unique_codes(db, count, kind)
+    vouchers = [
+        Voucher(
+            code=code,
+            batch=batch,
+            plan=plan,
+            price_rp=plan.price_rp,
+            state=VoucherState.UNUSED,
+            created_at=now,
+        )
+        for code in new_codes
+    ]
+    db.add_all(vouchers)
+    db.add(
+        AuditEvent(
+            at=now,
+            actor=created_by,
+            action="voucher.make",
+            subject=batch_name,
+            detail=f"{count} × {plan.name}",
+        )
+    )
+    db.flush()
+    return batch, vouchers
+
+
+def _unique_codes(db: Session, count: int, kind: codes.CodeKind) -> list[str]:
+    """Fresh codes that clash neither with each other nor with the database."""
+    made: set[str] = set()
+    for _ in range(_MAX_TRIES):
+        wanted = count - len(made)
+        if wanted == 0:
+            break
+        candidates = {codes.make(kind) for _ in range(wanted)} - made
+        taken: set[str] = set()
+        chunk = sorted(candidates)
+        for i in range(0, len(chunk), 500):
+            taken.update(
+                db.scalars(select(Voucher.code).where(Voucher.code.in_(chunk[i : i + 500])))
+            )
+        made |= candidates - taken
+    if len(made) < count:  # pragma: no cover - 31**8 codes make this practically impossible
+        raise Conflict("could not find enough unused codes; try a smaller batch")
+    return sorted(made)
+
+
+def find(db: Session, text: str) -> Voucher:
+    """The voucher for a typed code. A typo is refused before the database is asked."""
+    checked = codes.check(text)
+    if not checked.ok or checked.code is None:
+        raise VoucherTypo(f"that code has a typo: {checked.detail}")
+    voucher = db.scalar(select(Voucher).where(Voucher.code == checked.code))
+    if voucher is None:
+        raise NotFound("no voucher has that code")
+    return voucher
+
+
+def usage_of(voucher: Voucher) -> accounting.Usage:
+    return accounting.Usage(voucher.first_used_at, voucher.used_seconds, voucher.used_bytes)
+
+
+def standing_of(voucher: Voucher, now: datetime) -> accounting.Standing:
+    return accounting.standing(plans.allowance(voucher.plan), usage_of(voucher), now)
+
+
+def state_now(voucher: Voucher, now: datetime, *, clock_trusted: bool = True) -> VoucherState:
+    return accounting.voucher_state(
+        voucher.state,
+        plans.allowance(voucher.plan),
+        usage_of(voucher),
+        now,
+        clock_trusted=clock_trusted,
+    )
+
+
+def check(db: Session, text: str, now: datetime) -> CheckResult:
+    """Everything `voucher check` and the portal need to tell a resident about a code."""
+    checked = codes.check(text)
+    if not checked.ok or checked.code is None:
+        return CheckResult(CheckState.TYPO, f"that code has a typo: {checked.detail}")
+    voucher = db.scalar(select(Voucher).where(Voucher.code == checked.code))
+    if voucher is None:
+        return CheckResult(CheckState.UNKNOWN, "no voucher has that code")
+    standing = standing_of(voucher, now)
+    state = CheckState(state_now(voucher, now).value)
+    messages = {
+        CheckState.UNUSED: "not used yet",
+        CheckState.ACTIVE: "in use",
+        CheckState.EXPIRED: "its validity is over",
+        CheckState.USED_UP: "its time or data is used up",
+        CheckState.REVOKED: "revoked by the operator",
+    }
+    return CheckResult(state, messages[state], voucher, standing)
+
+
+def revoke(db: Session, text: str, *, actor: str, now: datetime) -> Voucher:
+    """Stop a voucher for good (a lost or stolen card); its sessions end at the next reconcile."""
+    voucher = find(db, text)
+    if voucher.state is VoucherState.REVOKED:
+        raise Conflict("that voucher is revoked already")
+    voucher.state = VoucherState.REVOKED
+    voucher.revoked_at = now
+    voucher.ended_at = voucher.ended_at or now
+    db.add(AuditEvent(at=now, actor=actor, action="voucher.revoke", subject=voucher.code))
+    db.flush()
+    return voucher
+
+
+def listing(
+    db: Session,
+    *,
+    plan_name: str | None = None,
+    batch_name: str | None = None,
+    state: VoucherState | None = None,
+    limit: int = 1000,
+) -> Sequence[Voucher]:
+    stmt = select(Voucher).join(Voucher.plan).join(Voucher.batch)
+    if plan_name is not None:
+        stmt = stmt.where(Voucher.plan_id == plans.find(db, plan_name).id)
+    if batch_name is not None:
+        batch_id = db.scalar(select(VoucherBatch.id).where(VoucherBatch.name == batch_name))
+        if batch_id is None:
+            raise NotFound(f"no batch named {batch_name!r}")
+        stmt = stmt.where(Voucher.batch_id == batch_id)
+    if state is not None:
+        stmt = stmt.where(Voucher.state == state)
+    stmt = stmt.order_by(Voucher.created_at.desc(), Voucher.id).limit(limit)
+    return db.scalars(stmt).all()
