@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from hotspotd.core import accounting, codes, plans
 from hotspotd.core.models import AuditEvent, Voucher, VoucherBatch, VoucherState
-from hotspotd.errors import Conflict, InvalidInput, NotFound, VoucherTypo
+from hotspotd.errors import Conflict, InvalidInput, NotFound, VoucherRejected, VoucherTypo
 
 MAX_BATCH = 10_000
 _MAX_TRIES = 20
@@ -31,6 +31,15 @@ class CheckState(enum.StrEnum):
     EXPIRED = "expired"
     USED_UP = "used_up"
     REVOKED = "revoked"
+
+
+_MESSAGES = {
+    CheckState.UNUSED: "not used yet",
+    CheckState.ACTIVE: "in use",
+    CheckState.EXPIRED: "its validity is over",
+    CheckState.USED_UP: "its time or data is used up",
+    CheckState.REVOKED: "revoked by the operator",
+}
 
 
 @dataclass(frozen=True)
@@ -135,6 +144,26 @@ def usage_of(voucher: Voucher) -> accounting.Usage:
     return accounting.Usage(voucher.first_used_at, voucher.used_seconds, voucher.used_bytes)
 
 
+def redeem(db: Session, voucher: Voucher, now: datetime) -> Voucher:
+    """First use: the voucher becomes active and its validity clock starts. Idempotent."""
+    state = state_now(voucher, now)
+    if state not in (VoucherState.UNUSED, VoucherState.ACTIVE):
+        raise VoucherRejected(state.value, _MESSAGES[CheckState(state.value)])
+    if voucher.state is VoucherState.UNUSED:
+        voucher.state = VoucherState.ACTIVE
+        voucher.first_used_at = now
+        db.add(AuditEvent(at=now, actor="resident", action="voucher.redeem", subject=voucher.code))
+        db.flush()
+    return voucher
+
+
+def charge(voucher: Voucher, *, seconds: int, bytes_used: int) -> None:
+    """Add online seconds and bytes to a voucher: every device on it draws from one allowance."""
+    usage = accounting.accrue(usage_of(voucher), seconds=seconds, bytes_used=bytes_used)
+    voucher.used_seconds = usage.used_seconds
+    voucher.used_bytes = usage.used_bytes
+
+
 def standing_of(voucher: Voucher, now: datetime) -> accounting.Standing:
     return accounting.standing(plans.allowance(voucher.plan), usage_of(voucher), now)
 
@@ -159,14 +188,7 @@ def check(db: Session, text: str, now: datetime) -> CheckResult:
         return CheckResult(CheckState.UNKNOWN, "no voucher has that code")
     standing = standing_of(voucher, now)
     state = CheckState(state_now(voucher, now).value)
-    messages = {
-        CheckState.UNUSED: "not used yet",
-        CheckState.ACTIVE: "in use",
-        CheckState.EXPIRED: "its validity is over",
-        CheckState.USED_UP: "its time or data is used up",
-        CheckState.REVOKED: "revoked by the operator",
-    }
-    return CheckResult(state, messages[state], voucher, standing)
+    return CheckResult(state, _MESSAGES[state], voucher, standing)
 
 
 def revoke(db: Session, text: str, *, actor: str, now: datetime) -> Voucher:

@@ -1,0 +1,119 @@
+"""The config file: typed, frozen, and every mistake named by file, key and reason."""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+from pathlib import Path
+
+import pytest
+
+from hotspotd import config
+from hotspotd.errors import ConfigError
+
+EXAMPLE = Path(__file__).parents[2] / "config" / "hotspot.example.toml"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "hotspot.toml"
+    path.write_text(text)
+    return path
+
+
+def test_example_file_parses_into_the_documented_values() -> None:
+    cfg = config.load(EXAMPLE)
+    assert cfg.village.name == "Desa Sukamaju"
+    assert cfg.village.tz.key == "Asia/Jakarta"
+    assert cfg.network.lan_interface == "wlan0"
+    assert cfg.network.wan_interface is None
+    assert cfg.network.uplink_down_bps == 20_000_000
+    assert cfg.portal.address == ipaddress.IPv4Address("10.66.0.1")
+    assert cfg.free.enabled is False
+    assert cfg.free.time_s == 1800 and cfg.free.data_bytes == 100_000_000
+    assert cfg.daemon.poll_interval_s == 10
+    assert cfg.database.url.startswith("sqlite:////var/lib/hotspot/")
+
+
+def test_config_is_frozen() -> None:
+    cfg = config.load(EXAMPLE)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.village.name = "x"  # type: ignore[misc]
+
+
+def test_missing_default_file_gives_defaults(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("HOTSPOT_CONFIG", raising=False)
+    monkeypatch.setattr(config, "DEFAULT_PATH", tmp_path / "absent.toml")
+    assert config.load() == config.Config()
+
+
+def test_env_variable_names_the_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    path = write(tmp_path, '[village]\ntimezone = "Asia/Jayapura"\n')
+    monkeypatch.setenv("HOTSPOT_CONFIG", str(path))
+    assert config.load().village.timezone == "Asia/Jayapura"
+    assert config.load().source == str(path)
+
+
+def test_named_file_that_is_missing_is_an_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("HOTSPOT_CONFIG", str(tmp_path / "nope.toml"))
+    with pytest.raises(ConfigError, match="nope.toml: file not found"):
+        config.load()
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "reason"),
+    [
+        ('[village]\nnmae = "x"\n', "village.nmae", "unknown key"),
+        ('colour = "red"\n', "colour", "unknown key"),
+        ("[village]\nname = 5\n", "village.name", "expected a string, got an integer"),
+        ('[village]\ntimezone = "Asia/Bandung"\n', "village.timezone", "unknown time zone"),
+        ('[network]\nuplink_down = "fast"\n', "network.uplink_down", "not a rate"),
+        (
+            '[network]\nlan_interface = "eth0; rm -rf /"\n',
+            "network.lan_interface",
+            "not an interface",
+        ),
+        (
+            '[network]\nlan_interface = "eth0"\nwan_interface = "eth0"\n',
+            "network.wan_interface",
+            "must differ",
+        ),
+        ('[network]\nlan_prefix = "10.66.0.1/16"\n', "network.lan_prefix", "not an IPv4 network"),
+        ("[portal]\nport = 70000\n", "portal.port", "between 1 and 65535"),
+        ('[portal]\nport = "80"\n', "portal.port", "expected an integer"),
+        ('[portal]\naddress = "192.168.9.1"\n', "portal.address", "not inside network.lan_prefix"),
+        ('[database]\nurl = "mysql://x"\n', "database.url", "sqlite:// or postgresql://"),
+        ("[free]\nenabled = 1\n", "free.enabled", "expected true or false"),
+        ('[free]\ndata = "lots"\n', "free.data", "not a data size"),
+        ('[daemon]\npoll_interval = "1h"\n', "daemon.poll_interval", "at most 5m"),
+        ("village = 3\n", "village", "expected a table"),
+    ],
+)
+def test_bad_values_name_file_key_and_reason(
+    tmp_path: Path, text: str, key: str, reason: str
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        config.load(path)
+    err = caught.value
+    assert err.path == str(path)
+    assert err.key == key
+    assert reason in err.reason
+    message = str(err)
+    assert message.startswith(f"{path}: {key}: ") and "\n" not in message
+
+
+def test_not_toml_is_reported(tmp_path: Path) -> None:
+    path = write(tmp_path, "[village\nname=")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        config.load(path)
+
+
+def test_limits_may_be_none(tmp_path: Path) -> None:
+    path = write(tmp_path, '[free]\nenabled = true\ntime = "none"\ndata = "2GB"\ndown = "none"\n')
+    free = config.load(path).free
+    assert free.enabled and free.time_s is None and free.data_bytes == 2 * 10**9
+    assert free.down_bps is None
