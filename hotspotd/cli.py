@@ -25,7 +25,7 @@ from hotspotd import config as config_mod
 from hotspotd import schema
 from hotspotd.core import codes, db, plans, units, vouchers
 from hotspotd.core.models import Plan, Voucher, VoucherState
-from hotspotd.errors import HotspotError, InvalidInput
+from hotspotd.errors import DatabaseNotReady, HotspotError, InvalidInput
 
 NONE = object()  # an option given as "none": clear the limit
 
@@ -83,6 +83,9 @@ class Env:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
+        path = db.sqlite_path(self.config.database.url)
+        if path is not None and not path.exists():  # don't leave an empty file behind
+            raise DatabaseNotReady(f"no database at {path}: run `hotspotctl db upgrade`")
         engine = self.engine()
         schema.require_current(engine)
         with db.make_sessionmaker(engine).begin() as session:
@@ -116,7 +119,8 @@ class _Group(click.Group):
         except SQLAlchemyError as exc:
             raise click.ClickException(_friendly_db_error(exc)) from None
         except OSError as exc:
-            raise click.ClickException(f"{exc.strerror or exc}: {exc.filename or ''}") from None
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise click.ClickException(f"{where}{exc.strerror or exc}") from None
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -532,3 +536,7 @@ def main() -> NoReturn:
         click.echo("interrupted", err=True)
         sys.exit(130)
     sys.exit(0)  # pragma: no cover - cli.main always exits
+
+
+if __name__ == "__main__":
+    main()

@@ -7,12 +7,19 @@ upload can be shaped as egress there):
   under it for what no device class claims (the router's own traffic, unshaped devices).
 - one class per device, `1:<offset>`, where offset is the address's position in the LAN prefix:
   stable per IP, readable (10.66.1.5 in 10.66.0.0/16 is `1:105`), and the reason the prefix is
-  at most a /16 (class minors are 16 bits; offsets 0xfffe and 0xffff are ours).
+  at most a /16 (class minors are 16 bits; offsets 0xfffe and 0xffff are ours, and offset 1,
+  the router's usual address, is refused because its leaf handle would be the root's `1:`).
 - u32 filters in a hash table of 256 buckets keyed on the address's last octet: one rule in
   `800:` links into table `2:`, and each device's filter sits in its bucket with the handle
   `2:<last octet>:<third octet + 1>`, also stable per IP, so deleting needs no lookup and a
   bucket never comes near u32's 4,095 nodes. Classifying costs the same for 5 or 5,000 devices.
-- a leaf qdisc per device class: fq_codel if the kernel has it, else sfq, else HTB's own pfifo.
+- a leaf qdisc per device class: fq_codel if the kernel has it, else sfq, else HTB's own pfifo
+  (adding an explicit pfifo would only double the commands). Leaves get the explicit handle
+  `<offset>:`, because letting the kernel pick one scans every qdisc on the device each time.
+
+Creating an HTB class costs time proportional to the classes already there (the kernel walks
+them all to rebind filters), so building 5,000 devices is quadratic and ~1.3 s per direction
+on the development machines, whatever the daemon does; changing a rate does not walk.
 
 Changes go through one `tc -batch -` per apply: pyroute2's u32 encoder has no
 divisor/hashkey/link, and one batch of 5,000 devices costs ~1.2 s where pyroute2, one call per
@@ -46,6 +53,7 @@ UNLIMITED_BPS = 10_000_000_000  # an uplink of unknown capacity
 LEAF_CANDIDATES = ("fq_codel", "sfq")
 
 Direction = Literal["down", "up"]
+DIRECTIONS: tuple[Direction, ...] = ("down", "up")
 
 
 class TcShaper:
@@ -57,6 +65,7 @@ class TcShaper:
         lan_interface: str,
         lan_prefix: IPv4Network | str,
         ifb: str = "ifb-hotspot",
+        leaf_candidates: tuple[str, ...] = LEAF_CANDIDATES,
         tc: str = "tc",
         timeout: float = 60.0,
     ) -> None:
@@ -70,6 +79,7 @@ class TcShaper:
         self._ifb = ifb
         self._prefix = prefix
         self._tc = tc
+        self._leaf_candidates = leaf_candidates
         self._timeout = timeout
         self._leaf: str | None = None
         self._leaf_known = False
@@ -143,7 +153,7 @@ class TcShaper:
         if ip not in self._prefix:
             raise ValueError(f"{ip} is not in the LAN prefix {self._prefix}")
         offset = int(ip) - int(self._prefix.network_address)
-        if not 0 < offset < DEFAULT_MINOR:
+        if not 1 < offset < DEFAULT_MINOR:
             raise ValueError(f"{ip} cannot be shaped: its class id is reserved")
         return offset
 
@@ -152,12 +162,12 @@ class TcShaper:
         lines: list[str] = []
         for ip in sorted(change.remove - change.set.keys()):
             old = current.get(ip, Rate())
-            for direction in ("down", "up"):
+            for direction in DIRECTIONS:
                 if _bps(old, direction) is not None:
                     lines.extend(self._device_del(ip, direction))
         for ip, rate in sorted(change.set.items()):
             old = current.get(ip, Rate())
-            for direction in ("down", "up"):
+            for direction in DIRECTIONS:
                 want, have = _bps(rate, direction), _bps(old, direction)
                 if want is not None:
                     lines.extend(self._device_set(ip, direction, want, have is None))
@@ -185,7 +195,9 @@ class TcShaper:
         ]
         if new:
             if self._leaf is not None:
-                lines.append(f"qdisc replace dev {dev} parent 1:{minor:x} {self._leaf}")
+                lines.append(
+                    f"qdisc replace dev {dev} parent 1:{minor:x} handle {minor:x}: {self._leaf}"
+                )
             lines.append(
                 f"filter replace dev {dev} parent 1: prio 1 handle {_filter_handle(ip)}"
                 f" protocol ip u32 ht 2:{int(ip) & 0xFF:x}: match ip {field} {ip}/32"
@@ -220,10 +232,11 @@ class TcShaper:
 
     def _detect_leaf(self) -> str | None:
         """Try each candidate on the default class; the first the kernel accepts is the leaf."""
-        for kind in LEAF_CANDIDATES:
+        for kind in self._leaf_candidates:
             ok = True
             for dev in (self._lan, self._ifb):
-                proc = self._tc_run(["qdisc", "replace", "dev", dev, "parent", "1:fffe", kind])
+                where = ["parent", f"1:{DEFAULT_MINOR:x}", "handle", f"{DEFAULT_MINOR:x}:"]
+                proc = self._tc_run(["qdisc", "replace", "dev", dev, *where, kind])
                 ok = ok and proc.returncode == 0
             if ok:
                 return kind
@@ -232,7 +245,7 @@ class TcShaper:
     def _detect_existing_leaf(self) -> None:
         qdiscs = self._qdiscs(self._lan)
         kinds = {q.get("kind") for q in qdiscs if q.get("parent") == f"1:{DEFAULT_MINOR:x}"}
-        found = [k for k in LEAF_CANDIDATES if k in kinds]
+        found = [k for k in self._leaf_candidates if k in kinds]
         self._leaf = found[0] if found else None
         self._leaf_known = True
 
@@ -264,7 +277,9 @@ class TcShaper:
             except (NetlinkError, IndexError) as exc:
                 raise AdapterError(f"cannot bring {self._ifb} up: {exc}") from exc
 
-    def _tc_run(self, args: list[str], script: str | None = None) -> subprocess.CompletedProcess[str]:
+    def _tc_run(
+        self, args: list[str], script: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         try:
             return subprocess.run(
                 [self._tc, *args],

@@ -57,7 +57,8 @@ def test_foreign_keys_are_enforced(db: Session) -> None:
     with pytest.raises(IntegrityError, match="FOREIGN KEY"):
         db.execute(
             text(
-                "INSERT INTO voucher_batch (name, plan_id, count, code_kind, created_by, created_at)"
+                "INSERT INTO voucher_batch"
+                " (name, plan_id, count, code_kind, created_by, created_at)"
                 " VALUES ('x', 999, 1, 'alnum', 't', '2026-01-01')"
             )
         )
