@@ -93,14 +93,18 @@ class TcShaper:
         down = uplink.down_bps or UNLIMITED_BPS
         up = uplink.up_bps or UNLIMITED_BPS
         if self._is_built(self._lan) and self._is_built(self._ifb):
-            self._batch(
-                [
-                    *self._top_classes(self._lan, down, "change"),
-                    *self._top_classes(self._ifb, up, "change"),
-                ]
-            )
-            self._detect_existing_leaf()
-            return
+            try:
+                self._batch(
+                    [
+                        *self._top_classes(self._lan, down, "change"),
+                        *self._top_classes(self._ifb, up, "change"),
+                    ]
+                )
+            except AdapterError:
+                pass  # not our layout after all: build it from scratch below
+            else:
+                self._detect_existing_leaf()
+                return
         self._delete_qdiscs()
         self._batch(
             [
@@ -160,18 +164,16 @@ class TcShaper:
     def _apply_once(self, change: ShaperChange) -> None:
         current = self._rates if self._rates is not None else {}
         lines: list[str] = []
-        for ip in sorted(change.remove - change.set.keys()):
-            old = current.get(ip, Rate())
-            for direction in DIRECTIONS:
-                if _bps(old, direction) is not None:
+        # One device's commands after another's: interleaving the LAN and the ifb costs ~30 %.
+        for direction in DIRECTIONS:
+            for ip in sorted(change.remove - change.set.keys()):
+                if _bps(current.get(ip, Rate()), direction) is not None:
                     lines.extend(self._device_del(ip, direction))
-        for ip, rate in sorted(change.set.items()):
-            old = current.get(ip, Rate())
-            for direction in DIRECTIONS:
-                want, have = _bps(rate, direction), _bps(old, direction)
-                if want is not None:
+            for ip, rate in sorted(change.set.items()):
+                want, have = _bps(rate, direction), _bps(current.get(ip, Rate()), direction)
+                if want is not None and want != have:
                     lines.extend(self._device_set(ip, direction, want, have is None))
-                elif have is not None:
+                elif want is None and have is not None:
                     lines.extend(self._device_del(ip, direction))
         self._batch(lines)
         for ip in change.remove - change.set.keys():
