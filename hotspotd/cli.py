@@ -483,7 +483,7 @@ def voucher_check(env: Env, code: tuple[str, ...], as_json: bool) -> None:
         _report_check(
             env,
             typed,
-            vouchers.CheckResult(vouchers.CheckState.TYPO, f"typo: {checked.detail}"),
+            vouchers.CheckResult(vouchers.CheckState.TYPO, checked.detail),
             now,
             as_json,
         )

@@ -182,7 +182,7 @@ def check(db: Session, text: str, now: datetime) -> CheckResult:
     """Everything `voucher check` and the portal need to tell a resident about a code."""
     checked = codes.check(text)
     if not checked.ok or checked.code is None:
-        return CheckResult(CheckState.TYPO, f"that code has a typo: {checked.detail}")
+        return CheckResult(CheckState.TYPO, checked.detail)
     voucher = db.scalar(select(Voucher).where(Voucher.code == checked.code))
     if voucher is None:
         return CheckResult(CheckState.UNKNOWN, "no voucher has that code")
