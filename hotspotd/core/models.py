@@ -8,11 +8,12 @@ Every change to these models comes with an Alembic migration in `hotspotd/migrat
 from __future__ import annotations
 
 import enum
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
+    Date,
     DateTime,
     Enum,
     ForeignKey,
@@ -155,6 +156,9 @@ class Voucher(Base):
     first_used_at: Mapped[datetime | None]
     used_seconds: Mapped[int] = mapped_column(default=0)
     used_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Given on top of the plan by the operator (`extend`) or by topping up with another code.
+    extra_seconds: Mapped[int] = mapped_column(default=0, server_default="0")
+    extra_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     ended_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
 
@@ -202,6 +206,10 @@ class Session(Base):
     end_reason: Mapped[str | None] = mapped_column(String(16))
     bytes_up: Mapped[int] = mapped_column(BigInteger, default=0)
     bytes_down: Mapped[int] = mapped_column(BigInteger, default=0)
+    seconds: Mapped[int] = mapped_column(default=0, server_default="0")  # online seconds
+    # The kernel's counters for this device at the last poll: the next poll charges the rise.
+    kernel_up: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    kernel_down: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
     voucher: Mapped[Voucher | None] = relationship()
     device: Mapped[Device] = relationship()
@@ -217,6 +225,34 @@ class UsageSample(Base):
     session_id: Mapped[int] = mapped_column(ForeignKey("session.id"), index=True)
     taken_at: Mapped[datetime]
     seconds: Mapped[int]
+    bytes_up: Mapped[int] = mapped_column(BigInteger)
+    bytes_down: Mapped[int] = mapped_column(BigInteger)
+
+
+class UsageHour(Base):
+    """One hour of the whole hotspot's use (UTC hour start), rolled up from the samples."""
+
+    __tablename__ = "usage_hour"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    hour: Mapped[datetime] = mapped_column(unique=True)
+    sessions: Mapped[int]
+    devices: Mapped[int]
+    online_seconds: Mapped[int] = mapped_column(BigInteger)
+    bytes_up: Mapped[int] = mapped_column(BigInteger)
+    bytes_down: Mapped[int] = mapped_column(BigInteger)
+
+
+class UsageDay(Base):
+    """One day in the village's time zone, rolled up from the hours; kept for years."""
+
+    __tablename__ = "usage_day"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(Date, unique=True)
+    sessions: Mapped[int]
+    devices: Mapped[int]
+    online_seconds: Mapped[int] = mapped_column(BigInteger)
     bytes_up: Mapped[int] = mapped_column(BigInteger)
     bytes_down: Mapped[int] = mapped_column(BigInteger)
 

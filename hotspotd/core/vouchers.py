@@ -140,6 +140,21 @@ def find(db: Session, text: str) -> Voucher:
     return voucher
 
 
+def allowance_of(voucher: Voucher) -> accounting.Allowance:
+    """The plan's limits plus whatever was given on top (extend, top-up)."""
+    base = plans.allowance(voucher.plan)
+
+    def plus(limit: int | None, extra: int) -> int | None:
+        return None if limit is None else limit + extra
+
+    return accounting.Allowance(
+        validity_s=plus(base.validity_s, voucher.extra_seconds),
+        time_s=plus(base.time_s, voucher.extra_seconds),
+        data_bytes=plus(base.data_bytes, voucher.extra_bytes),
+        idle_s=base.idle_s,
+    )
+
+
 def usage_of(voucher: Voucher) -> accounting.Usage:
     return accounting.Usage(voucher.first_used_at, voucher.used_seconds, voucher.used_bytes)
 
@@ -165,13 +180,13 @@ def charge(voucher: Voucher, *, seconds: int, bytes_used: int) -> None:
 
 
 def standing_of(voucher: Voucher, now: datetime) -> accounting.Standing:
-    return accounting.standing(plans.allowance(voucher.plan), usage_of(voucher), now)
+    return accounting.standing(allowance_of(voucher), usage_of(voucher), now)
 
 
 def state_now(voucher: Voucher, now: datetime, *, clock_trusted: bool = True) -> VoucherState:
     return accounting.voucher_state(
         voucher.state,
-        plans.allowance(voucher.plan),
+        allowance_of(voucher),
         usage_of(voucher),
         now,
         clock_trusted=clock_trusted,
