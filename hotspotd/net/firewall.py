@@ -352,6 +352,7 @@ class NftFirewall:
                 f"tcp dport 80 dnat ip to {portal}",
             ],
             "lan_out": [
+                "meta nfproto ipv6 meta l4proto tcp reject with tcp reset",
                 "meta nfproto ipv6 reject with icmpv6 admin-prohibited",
                 "ip saddr . ether saddr @auth_up accept",
                 f"ether saddr @trusted ct mark set ct mark or {mark} accept",

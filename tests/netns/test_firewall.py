@@ -1,0 +1,241 @@
+"""The captive portal's promises, shown with real traffic through a real kernel."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from ipaddress import IPv4Address
+
+import pytest
+
+from hotspotd.core.ports import FirewallChange, Rate, ShaperChange
+from hotspotd.core.reconcile import Desired, reconcile
+from hotspotd.errors import AdapterError
+from hotspotd.net.firewall import NftCommand, NftFirewall
+from tests.netns.conftest import PHONE1, PHONE2, Router, key_of
+from tests.netns.lab import (
+    GARDEN_HOST,
+    PORTAL_PORT,
+    ROGUE,
+    ROUTER_LAN,
+    TCP_PORT,
+    UPSTREAM,
+    UPSTREAM6,
+    Lab,
+)
+
+pytestmark = pytest.mark.netns
+
+R2 = Rate(2_000_000, 2_000_000)
+
+
+def authorize(router: Router, *hosts: object, **extra: object) -> None:
+    reconcile(
+        router.firewall,
+        router.shaper,
+        Desired(authorized={key_of(h): R2 for h in hosts}, **extra),  # type: ignore[arg-type]
+    )
+
+
+def http(lab: Lab, role: str, host: str = UPSTREAM, timeout: float = 2.0) -> dict[str, object]:
+    return lab.agent(role, "http", f"http://{host}/", timeout=timeout)
+
+
+def upstream_saw(lab: Lab, ip: str) -> bool:
+    lines = lab.log_lines("up-http") + lab.log_lines("up-tcp") + lab.log_lines("up-dns")
+    return any(line.split()[0] == ip for line in lines if line.strip())
+
+
+def test_unauthorized_http_is_redirected_to_the_portal(router: Router) -> None:
+    lab = router.lab
+    answer = http(lab, "p1")
+    assert answer["ok"] and answer["body"] == "PORTAL"
+    assert not upstream_saw(lab, "10.66.1.2")
+
+
+def test_unauthorized_other_tcp_is_reset_within_a_second(router: Router) -> None:
+    answer = router.lab.agent("p1", "connect", UPSTREAM, str(TCP_PORT), timeout=5)
+    assert answer["result"] == "refused"
+    assert answer["elapsed"] < 1.0
+
+
+def test_unauthorized_dns_reaches_only_the_router(router: Router) -> None:
+    lab = router.lab
+    outside = lab.agent("p1", "dns", UPSTREAM, "53", timeout=1.5)
+    assert not outside["answer"]
+    assert lab.agent("p1", "dns", ROUTER_LAN, "53", timeout=1.5)["answer"]
+    assert not upstream_saw(lab, "10.66.1.2")
+
+
+def test_ipv6_is_no_way_around_the_portal(router: Router) -> None:
+    lab = router.lab
+    # Without our table the phone's IPv6 does reach the upstream: the test can tell.
+    router.firewall.teardown()
+    assert lab.agent("p1", "connect", UPSTREAM6, str(TCP_PORT))["result"] == "connected"
+    router.firewall.setup()
+    answer = lab.agent("p1", "connect", UPSTREAM6, str(TCP_PORT), timeout=3)
+    assert answer["result"] != "connected"
+    assert answer["elapsed"] < 1.0, answer  # refused at once, not left to time out
+    # Authorizing is for IPv4 only; IPv6 stays closed.
+    authorize(router, PHONE1)
+    assert lab.agent("p1", "connect", UPSTREAM6, str(TCP_PORT))["result"] != "connected"
+
+
+def test_authorized_phone_reaches_the_upstream_and_others_still_do_not(router: Router) -> None:
+    lab = router.lab
+    authorize(router, PHONE1)
+    answer = http(lab, "p1")
+    assert answer["ok"] and answer["body"] == "UPSTREAM"
+    assert lab.agent("p1", "connect", UPSTREAM, str(TCP_PORT))["result"] == "connected"
+    assert lab.agent("p1", "dns", UPSTREAM, "53")["answer"]
+    assert http(lab, "p2")["body"] == "PORTAL"
+
+
+def test_deauthorizing_cuts_the_phone_including_an_open_connection(router: Router) -> None:
+    lab = router.lab
+    authorize(router, PHONE1)
+    hold = lab.start_agent("p1", "hold", UPSTREAM, str(TCP_PORT), "8")
+    assert hold.stdout is not None
+    first = json.loads(hold.stdout.readline())
+    assert "ok" in first, first  # the connection is up and exchanging data
+    for _ in range(5):
+        assert "ok" in json.loads(hold.stdout.readline())
+    cut_at = time.monotonic()
+    authorize(router)  # nobody authorized any more
+    last: dict[str, object] = {}
+    for _ in range(400):
+        line = hold.stdout.readline()
+        if not line:
+            break
+        last = json.loads(line)
+        if "ok" not in last:
+            break
+    ended_after = time.monotonic() - cut_at
+    try:
+        hold.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        hold.kill()
+    assert "error" in last, last
+    assert ended_after < 2.5
+    assert lab.agent("p1", "connect", UPSTREAM, str(TCP_PORT))["result"] == "refused"
+    assert http(lab, "p1")["body"] == "PORTAL"
+
+
+def test_another_host_with_an_authorized_ip_but_its_own_mac_gets_nothing(router: Router) -> None:
+    lab = router.lab
+    authorize(router, PHONE1)
+    assert PHONE1.ip is not None
+    before = len(lab.log_lines("up-http")) + len(lab.log_lines("up-tcp"))
+    lab.exec("rogue", "ip", "addr", "add", f"{PHONE1.ip}/16", "dev", "eth0", "nodad")
+    lab.exec("rogue", "ip", "route", "add", "default", "via", ROUTER_LAN)
+    try:
+        assert lab.agent("rogue", "connect", UPSTREAM, str(TCP_PORT))["result"] == "refused"
+        answer = http(lab, "rogue")
+        assert answer.get("body") != "UPSTREAM"
+        assert not lab.agent("rogue", "dns", UPSTREAM, "53", timeout=1)["answer"]
+        after = len(lab.log_lines("up-http")) + len(lab.log_lines("up-tcp"))
+        assert after == before  # not one request reached the upstream
+    finally:
+        lab.exec("rogue", "ip", "addr", "flush", "dev", "eth0")
+        lab.exec("r", "ip", "neigh", "flush", "dev", "lan0")
+    assert ROGUE.mac != PHONE1.mac
+
+
+def test_trusted_mac_passes_without_login(router: Router) -> None:
+    lab = router.lab
+    authorize(router, trusted=frozenset({PHONE2.mac}))
+    assert http(lab, "p2")["body"] == "UPSTREAM"
+    got = lab.agent("p2", "recv", UPSTREAM, str(TCP_PORT), "200000")
+    assert got["received"] == 200_000  # downloads pass too (conntrack marks the connection)
+    assert http(lab, "p1")["body"] == "PORTAL"
+    authorize(router)  # untrusted again
+    assert lab.agent("p2", "connect", UPSTREAM, str(TCP_PORT))["result"] == "refused"
+
+
+def test_blocked_mac_gets_nothing_not_even_the_portal(router: Router) -> None:
+    lab = router.lab
+    assert http(lab, "p2")["body"] == "PORTAL"  # reachable before the block
+    # Blocked wins even over an authorization.
+    authorize(router, PHONE2, blocked=frozenset({PHONE2.mac}))
+    assert not http(lab, "p2", timeout=1)["ok"]
+    assert not http(lab, "p2", f"{ROUTER_LAN}:{PORTAL_PORT}", timeout=1)["ok"]
+    assert not lab.agent("p2", "dns", ROUTER_LAN, "53", timeout=1)["answer"]
+    assert lab.agent("p2", "connect", UPSTREAM, str(TCP_PORT), timeout=1)["result"] == "timeout"
+    assert http(lab, "p1")["body"] == "PORTAL"  # the neighbour is not affected
+
+
+def test_walled_garden_and_the_set_dnsmasq_fills(router: Router) -> None:
+    lab = router.lab
+    authorize(router, garden=frozenset({IPv4Address(GARDEN_HOST)}))
+    assert http(lab, "p1", GARDEN_HOST)["body"] == "UPSTREAM"
+    assert lab.agent("p1", "connect", GARDEN_HOST, str(TCP_PORT))["result"] == "connected"
+    assert http(lab, "p1", UPSTREAM)["body"] == "PORTAL"
+    # dnsmasq's `nftset=/market.example/4#inet#hotspot#garden_dns` adds resolved addresses so:
+    lab.exec("r", "nft", "add", "element", "inet", "hotspot", "garden_dns", "{", UPSTREAM, "}")
+    assert http(lab, "p1", UPSTREAM)["body"] == "UPSTREAM"
+
+
+def test_counters_match_the_bytes_sent_within_two_percent(router: Router) -> None:
+    lab = router.lab
+    authorize(router, PHONE1)
+    router.shaper.apply(ShaperChange(remove=frozenset({key_of(PHONE1).ip})))  # quick transfer
+    start = router.firewall.counters()[key_of(PHONE1)]
+    tx0, txp0, rx0, rxp0 = lab.link_bytes("p1")
+    sent = lab.agent("p1", "send", UPSTREAM, str(TCP_PORT), "3000000", timeout=30)
+    assert sent["server_count"] == 3_000_000
+    got = lab.agent("p1", "recv", UPSTREAM, str(TCP_PORT), "4000000", timeout=30)
+    assert got["received"] == 4_000_000
+    tx1, txp1, rx1, rxp1 = lab.link_bytes("p1")
+    end = router.firewall.counters()[key_of(PHONE1)]
+    # IP bytes on the phone's own interface: link bytes less the 14-byte Ethernet headers.
+    ip_up = (tx1 - tx0) - 14 * (txp1 - txp0)
+    ip_down = (rx1 - rx0) - 14 * (rxp1 - rxp0)
+    up, down = end.bytes_up - start.bytes_up, end.bytes_down - start.bytes_down
+    assert abs(up - ip_up) <= 0.02 * ip_up, (up, ip_up)
+    assert abs(down - ip_down) <= 0.02 * ip_down, (down, ip_down)
+    assert up > 3_000_000 and down > 4_000_000
+
+
+def test_setup_touches_no_other_table_and_keeps_elements(router: Router) -> None:
+    lab = router.lab
+    other = "table inet other {\n\tchain c {\n\t\ttype filter hook forward priority 10;\n\t}\n}"
+    subprocess.run(
+        ["ip", "netns", "exec", lab.ns("r"), "nft", "-f", "-"],
+        input=other + "\nadd rule inet other c counter accept\n",
+        text=True,
+        check=True,
+        timeout=10,
+    )
+    try:
+        before = lab.exec("r", "nft", "list", "table", "inet", "other").stdout
+        authorize(router, PHONE1)
+        router.firewall.setup()  # a restart: same table, elements kept
+        assert key_of(PHONE1) in router.firewall.state().authorized
+        router.firewall.teardown()
+        router.firewall.setup()
+        assert lab.exec("r", "nft", "list", "table", "inet", "other").stdout == before
+        assert router.firewall.state().authorized == frozenset()
+    finally:
+        lab.exec("r", "nft", "delete", "table", "inet", "other")
+
+
+def test_nft_program_backend_behaves_the_same(router: Router) -> None:
+    lab = router.lab
+    cli = NftFirewall(
+        lan_interface="lan0",
+        portal_ip=ROUTER_LAN,
+        portal_port=PORTAL_PORT,
+        runner_factory=NftCommand,
+    )
+    cli.apply(FirewallChange(authorize=frozenset({key_of(PHONE1)})))
+    assert http(lab, "p1")["body"] == "UPSTREAM"
+    assert key_of(PHONE1) in cli.counters()
+    cli.apply(FirewallChange(deauthorize=frozenset({key_of(PHONE1)})))
+    # Deleting what is not there is retried against the kernel's state, not an error...
+    cli.apply(FirewallChange(deauthorize=frozenset({key_of(PHONE1)})))
+    # ...but nft's own failures surface as AdapterError with nft's message.
+    with pytest.raises(AdapterError, match="nft failed"):
+        NftFirewall(
+            lan_interface="lan0", portal_ip=ROUTER_LAN, table="nosuch", runner_factory=NftCommand
+        ).counters()
