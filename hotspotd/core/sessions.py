@@ -1,0 +1,440 @@
+"""Sessions: login, logout, charging polled counters, enforcement, what the kernel should hold.
+
+Every function takes the database session first and `now`; the caller owns the transaction and
+commits it *before* touching the kernel, so a crash between the two is repaired by reconcile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from ipaddress import IPv4Address
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session as DB
+
+from hotspotd.core import accounting, vouchers
+from hotspotd.core.accounting import Allowance
+from hotspotd.core.models import (
+    AuditEvent,
+    Device,
+    Session,
+    SessionKind,
+    UsageSample,
+    Voucher,
+    VoucherState,
+)
+from hotspotd.core.ports import Counters, DeviceKey, Rate, normalize_mac
+from hotspotd.core.reconcile import Desired
+from hotspotd.errors import ClientError, Conflict, InvalidInput, NotFound, VoucherRejected
+
+# Before this the clock is surely wrong (a router without a real-time clock boots in 1970, or
+# at the time fake-hwclock saved): validity is not judged until NTP has set it.
+CLOCK_FLOOR = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def clock_trusted(now: datetime) -> bool:
+    return now >= CLOCK_FLOOR
+
+
+class Forbidden(ClientError):
+    status = 403
+    code = "forbidden"
+
+
+class EndCause:
+    """Why a session ended, beyond the accounting reasons."""
+
+    LOGOUT = "logout"
+    KICKED = "kicked"
+    REPLACED = "replaced"  # another device took its place on the voucher
+    SWITCHED = "switched"  # the device logged in with another voucher
+    REVOKED = "revoked"
+    BLOCKED = "blocked"
+    LEASE = "lease"  # its address went to another device
+    FREE_OFF = "free_off"  # the operator switched the free allowance off
+
+
+@dataclass(frozen=True)
+class FreePolicy:
+    """The free daily allowance per device, as the village configured it."""
+
+    enabled: bool = False
+    time_s: int | None = None
+    data_bytes: int | None = None
+    down_bps: int | None = None
+    up_bps: int | None = None
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    session: Session
+    resumed: bool  # the same device was already logged in on the same voucher
+    ended: Sequence[Session] = field(default_factory=tuple)  # sessions this login ended
+
+
+def device_for(db: DB, mac: str, now: datetime) -> Device:
+    mac = normalize_mac(mac)
+    device = db.scalar(select(Device).where(Device.mac == mac))
+    if device is None:
+        device = Device(mac=mac, first_seen_at=now, last_seen_at=now)
+        db.add(device)
+        db.flush()
+    else:
+        device.last_seen_at = now
+    return device
+
+
+def open_sessions(db: DB) -> Sequence[Session]:
+    return db.scalars(select(Session).where(Session.ended_at.is_(None)).order_by(Session.id)).all()
+
+
+def open_session_at(db: DB, ip: IPv4Address | str) -> Session | None:
+    return db.scalar(
+        select(Session).where(Session.ended_at.is_(None), Session.ip == str(IPv4Address(ip)))
+    )
+
+
+def end(db: DB, session: Session, now: datetime, reason: str) -> None:
+    if session.ended_at is None:
+        session.ended_at = now
+        session.end_reason = reason
+
+
+def _clear_way(db: DB, ip: str, mac: str, now: datetime) -> list[Session]:
+    """End sessions that stand in the way of this device at this address."""
+    ended = []
+    for other in db.scalars(
+        select(Session).where(Session.ended_at.is_(None), Session.ip == ip, Session.mac != mac)
+    ):
+        end(db, other, now, EndCause.LEASE)
+        ended.append(other)
+    return ended
+
+
+def login_voucher(db: DB, *, ip: IPv4Address, mac: str, code: str, now: datetime) -> LoginResult:
+    """Log a device in with a voucher code. Raises VoucherTypo, NotFound, VoucherRejected."""
+    ip_text, mac = str(IPv4Address(ip)), normalize_mac(mac)
+    voucher = vouchers.find(db, code)
+    device = device_for(db, mac, now)
+    if device.blocked:
+        raise Forbidden("this device is blocked by the operator")
+    vouchers.redeem(db, voucher, now)  # refuses expired, used up, revoked
+
+    ended = _clear_way(db, ip_text, mac, now)
+    mine = db.scalar(select(Session).where(Session.ended_at.is_(None), Session.mac == mac))
+    if mine is not None and mine.voucher_id == voucher.id:
+        mine.ip = ip_text
+        mine.last_activity_at = now
+        return LoginResult(mine, resumed=True, ended=ended)
+    if mine is not None:
+        end(db, mine, now, EndCause.SWITCHED)
+        ended.append(mine)
+
+    limit = voucher.plan.devices
+    if limit is not None:
+        on_voucher = db.scalars(
+            select(Session)
+            .where(Session.ended_at.is_(None), Session.voucher_id == voucher.id)
+            .order_by(Session.last_activity_at, Session.id)
+        ).all()
+        # At the limit the newest login takes over from the device seen longest ago: a phone
+        # that came back with a new random MAC is not locked out by its own old self.
+        for old in on_voucher[: max(0, len(on_voucher) - limit + 1)]:
+            end(db, old, now, EndCause.REPLACED)
+            ended.append(old)
+
+    session = Session(
+        kind=SessionKind.VOUCHER,
+        voucher=voucher,
+        device=device,
+        ip=ip_text,
+        mac=mac,
+        started_at=now,
+        last_activity_at=now,
+    )
+    db.add(session)
+    db.flush()
+    return LoginResult(session, resumed=False, ended=ended)
+
+
+def day_start(now: datetime, tz: ZoneInfo) -> datetime:
+    """Midnight of `now`'s day in the village's time zone."""
+    local = now.astimezone(tz)
+    return datetime.combine(local.date(), time(0), tzinfo=tz)
+
+
+def free_usage_today(db: DB, device: Device, now: datetime, tz: ZoneInfo) -> accounting.Usage:
+    since = day_start(now, tz)
+    seconds, up, down = db.execute(
+        select(
+            func.coalesce(func.sum(Session.seconds), 0),
+            func.coalesce(func.sum(Session.bytes_up), 0),
+            func.coalesce(func.sum(Session.bytes_down), 0),
+        ).where(
+            Session.kind == SessionKind.FREE,
+            Session.device_id == device.id,
+            Session.started_at >= since,
+        )
+    ).one()
+    return accounting.Usage(since, int(seconds), int(up) + int(down))
+
+
+def free_allowance(policy: FreePolicy) -> Allowance:
+    return Allowance(time_s=policy.time_s, data_bytes=policy.data_bytes)
+
+
+def login_free(
+    db: DB, *, ip: IPv4Address, mac: str, now: datetime, policy: FreePolicy, tz: ZoneInfo
+) -> LoginResult:
+    """Take the free daily allowance, counted per device per day in the village's time zone."""
+    if not policy.enabled:
+        raise Forbidden("the free allowance is not offered here")
+    ip_text, mac = str(IPv4Address(ip)), normalize_mac(mac)
+    device = device_for(db, mac, now)
+    if device.blocked:
+        raise Forbidden("this device is blocked by the operator")
+    reason = accounting.end_reason(
+        free_allowance(policy), free_usage_today(db, device, now, tz), now
+    )
+    if reason is not None:
+        raise VoucherRejected("used_up", "today's free internet is used up; come back tomorrow")
+    ended = _clear_way(db, ip_text, mac, now)
+    mine = db.scalar(select(Session).where(Session.ended_at.is_(None), Session.mac == mac))
+    if mine is not None and mine.kind is SessionKind.FREE:
+        mine.ip = ip_text
+        return LoginResult(mine, resumed=True, ended=ended)
+    if mine is not None:
+        raise Conflict("this device is already logged in with a voucher")
+    session = Session(
+        kind=SessionKind.FREE,
+        device=device,
+        ip=ip_text,
+        mac=mac,
+        started_at=now,
+        last_activity_at=now,
+    )
+    db.add(session)
+    db.flush()
+    return LoginResult(session, resumed=False, ended=ended)
+
+
+def logout(db: DB, *, ip: IPv4Address, now: datetime, reason: str = EndCause.LOGOUT) -> Session:
+    session = open_session_at(db, ip)
+    if session is None:
+        raise NotFound("no device is logged in at that address")
+    end(db, session, now, reason)
+    return session
+
+
+@dataclass
+class ChargeReport:
+    sessions: int = 0
+    bytes_up: int = 0
+    bytes_down: int = 0
+    resets: int = 0  # counters found lower than last time: the kernel table was rebuilt
+
+
+def _rise(now_value: int, last: int) -> tuple[int, bool]:
+    """Bytes since the last read; a counter that went down was restarted from zero."""
+    if now_value >= last:
+        return now_value - last, False
+    return now_value, True
+
+
+def charge(
+    db: DB, counters: Mapping[DeviceKey, Counters], now: datetime, elapsed_s: int
+) -> ChargeReport:
+    """Write one poll: bytes per session and voucher, online seconds, usage samples.
+
+    A voucher's online time grows once per poll however many of its devices are on. All of it
+    is one transaction, so a power cut loses at most one poll.
+    """
+    report = ChargeReport()
+    elapsed_s = max(0, elapsed_s)
+    timed: set[int] = set()
+    for s in open_sessions(db):
+        c = counters.get(DeviceKey(IPv4Address(s.ip), s.mac))
+        up = down = 0
+        if c is not None:
+            up, reset_up = _rise(c.bytes_up, s.kernel_up)
+            down, reset_down = _rise(c.bytes_down, s.kernel_down)
+            report.resets += int(reset_up or reset_down)
+            s.kernel_up, s.kernel_down = c.bytes_up, c.bytes_down
+        s.bytes_up += up
+        s.bytes_down += down
+        s.seconds += elapsed_s
+        report.sessions += 1
+        report.bytes_up += up
+        report.bytes_down += down
+        if up or down:
+            s.last_activity_at = now
+            db.add(
+                UsageSample(
+                    session_id=s.id, taken_at=now, seconds=elapsed_s, bytes_up=up, bytes_down=down
+                )
+            )
+        if s.voucher is not None:
+            seconds = 0 if s.voucher.id in timed else elapsed_s
+            timed.add(s.voucher.id)
+            vouchers.charge(s.voucher, seconds=seconds, bytes_used=up + down)
+    return report
+
+
+def rebaseline(db: DB, keys: Iterable[DeviceKey]) -> None:
+    """Devices just (re)added to the kernel start counting from zero."""
+    fresh = {(str(k.ip), k.mac) for k in keys}
+    for s in open_sessions(db):
+        if (s.ip, s.mac) in fresh:
+            s.kernel_up = s.kernel_down = 0
+
+
+def enforce(
+    db: DB, now: datetime, *, policy: FreePolicy, tz: ZoneInfo
+) -> list[tuple[Session, str]]:
+    """End every session that must end now, and write down vouchers that ran out."""
+    trusted = clock_trusted(now)
+    ended: list[tuple[Session, str]] = []
+    for s in open_sessions(db):
+        reason: str | None
+        if s.device.blocked:
+            reason = EndCause.BLOCKED
+        elif s.voucher is not None:
+            v = s.voucher
+            if v.state is VoucherState.REVOKED:
+                reason = EndCause.REVOKED
+            else:
+                why = accounting.end_reason(
+                    vouchers.allowance_of(v),
+                    vouchers.usage_of(v),
+                    now,
+                    last_activity_at=s.last_activity_at,
+                    clock_trusted=trusted,
+                )
+                reason = why.value if why is not None else None
+        elif not policy.enabled:
+            reason = EndCause.FREE_OFF
+        else:
+            why = accounting.end_reason(
+                free_allowance(policy), free_usage_today(db, s.device, now, tz), now
+            )
+            reason = why.value if why is not None else None
+        if reason is not None:
+            end(db, s, now, reason)
+            ended.append((s, reason))
+    _settle_vouchers(db, now, trusted)
+    return ended
+
+
+def _settle_vouchers(db: DB, now: datetime, trusted: bool) -> None:
+    for v in db.scalars(select(Voucher).where(Voucher.state == VoucherState.ACTIVE)):
+        state = vouchers.state_now(v, now, clock_trusted=trusted)
+        if state is not VoucherState.ACTIVE:
+            v.state = state
+            v.ended_at = now
+
+
+def desired(db: DB, *, garden: Iterable[IPv4Address], policy: FreePolicy) -> Desired:
+    """What the kernel should hold, from the database alone."""
+    devices = db.scalars(select(Device).where(Device.trusted | Device.blocked)).all()
+    blocked = frozenset(d.mac for d in devices if d.blocked)
+    trusted = frozenset(d.mac for d in devices if d.trusted and not d.blocked)
+    authorized: dict[DeviceKey, Rate] = {}
+    for s in open_sessions(db):
+        if s.mac in blocked:
+            continue
+        if s.voucher is not None:
+            rate = Rate(s.voucher.plan.down_bps, s.voucher.plan.up_bps)
+        else:
+            rate = Rate(policy.down_bps, policy.up_bps)
+        authorized[DeviceKey(IPv4Address(s.ip), s.mac)] = rate
+    return Desired(
+        authorized=authorized, trusted=trusted, blocked=blocked, garden=frozenset(garden)
+    )
+
+
+@dataclass(frozen=True)
+class Status:
+    session: Session
+    plan: str
+    seconds_left: int | None
+    data_left: int | None
+    valid_until: datetime | None
+    devices: int  # devices logged in on the same voucher
+
+
+def status(db: DB, *, ip: IPv4Address, now: datetime, policy: FreePolicy, tz: ZoneInfo) -> Status:
+    s = open_session_at(db, ip)
+    if s is None:
+        raise NotFound("this device is not logged in")
+    if s.voucher is not None:
+        st = vouchers.standing_of(s.voucher, now)
+        on = db.scalar(
+            select(func.count()).where(
+                Session.ended_at.is_(None), Session.voucher_id == s.voucher_id
+            )
+        )
+        return Status(
+            s, s.voucher.plan.name, st.seconds_left, st.data_left, st.valid_until, on or 1
+        )
+    allowance = free_allowance(policy)
+    usage = free_usage_today(db, s.device, now, tz)
+    return Status(
+        s,
+        "free",
+        accounting.time_allowance_left(allowance, usage),
+        accounting.data_left(allowance, usage),
+        day_start(now, tz) + timedelta(days=1),
+        1,
+    )
+
+
+def extend(
+    db: DB, *, code: str, seconds: int, data_bytes: int, actor: str, now: datetime
+) -> Voucher:
+    """Give a voucher more time (also moving its validity) and/or data."""
+    if seconds < 0 or data_bytes < 0 or (seconds == 0 and data_bytes == 0):
+        raise InvalidInput("extend by a positive time and/or data amount")
+    voucher = vouchers.find(db, code)
+    if voucher.state is VoucherState.REVOKED:
+        raise Conflict("that voucher is revoked")
+    voucher.extra_seconds += seconds
+    voucher.extra_bytes += data_bytes
+    if voucher.state in (VoucherState.EXPIRED, VoucherState.USED_UP):
+        voucher.state = VoucherState.ACTIVE if voucher.first_used_at else VoucherState.UNUSED
+        voucher.ended_at = None
+    db.add(
+        AuditEvent(
+            at=now,
+            actor=actor,
+            action="voucher.extend",
+            subject=voucher.code,
+            detail=f"+{seconds}s +{data_bytes}B",
+        )
+    )
+    return voucher
+
+
+def set_flag(db: DB, *, mac: str, flag: str, value: bool, actor: str, now: datetime) -> Device:
+    """Trust, untrust, block or unblock a device by MAC; blocking ends its sessions."""
+    if flag not in ("trusted", "blocked"):
+        raise InvalidInput(f"unknown device flag {flag!r}")
+    device = device_for(db, mac, now)
+    setattr(device, flag, value)
+    if flag == "blocked" and value:
+        for s in db.scalars(
+            select(Session).where(Session.ended_at.is_(None), Session.mac == device.mac)
+        ):
+            end(db, s, now, EndCause.BLOCKED)
+    verb = {"trusted": ("trust", "untrust"), "blocked": ("block", "unblock")}[flag]
+    db.add(
+        AuditEvent(
+            at=now,
+            actor=actor,
+            action=f"device.{verb[0] if value else verb[1]}",
+            subject=device.mac,
+        )
+    )
+    return device
