@@ -1,0 +1,608 @@
+"""hotspotd: the root daemon. Keeps the kernel in step with the database, and answers the socket.
+
+At start it refuses an unmigrated database, ends sessions that ran out while it was down and
+rebuilds the kernel table from the database *before* it serves anything. Then APScheduler runs
+the counter poll (with enforcement right after it), a periodic full reconcile, the hourly and
+daily roll-ups and the nightly backup. SIGTERM stops it and leaves authorized devices
+forwarding, so a restart never cuts a paid user; `hotspotd --flush` removes our table and
+classes on purpose.
+
+Every job and every control operation runs under one lock: the kernel adapters and the SQLite
+writer are used by one thread at a time, and each job's work is one transaction.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from ipaddress import IPv4Address
+from typing import Any, Protocol
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session as DB
+
+from hotspotd import config as config_mod
+from hotspotd import schema
+from hotspotd.control import ControlServer, Peer
+from hotspotd.core import codes, db, reconcile, sessions, usage, vouchers
+from hotspotd.core.models import Session
+from hotspotd.core.ports import Firewall, Rate, Shaper, normalize_mac
+from hotspotd.errors import ClientError, HotspotError, InvalidInput, NotFound
+
+log = logging.getLogger("hotspotd")
+
+OPERATOR_OPS = frozenset(
+    {"kick", "extend", "trust", "untrust", "block", "unblock", "reconcile", "online"}
+)
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class NoMac(ClientError):
+    status = 409
+    code = "no_mac"
+
+
+@dataclass
+class Throughput:
+    """A session's current rates, from the last two polls."""
+
+    down_bps: int = 0
+    up_bps: int = 0
+
+
+MacOf = Callable[[IPv4Address], "str | None"]
+
+
+class Hotspotd:
+    def __init__(
+        self,
+        cfg: config_mod.Config,
+        engine: Engine,
+        firewall: Firewall,
+        shaper: Shaper,
+        mac_of: MacOf,
+        clock: Clock | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.engine = engine
+        self.sessionmaker = db.make_sessionmaker(engine)
+        self.firewall = firewall
+        self.shaper = shaper
+        self.mac_of = mac_of
+        self.clock = clock or SystemClock()
+        self.lock = threading.RLock()
+        f = cfg.free
+        self.policy = sessions.FreePolicy(f.enabled, f.time_s, f.data_bytes, f.down_bps, f.up_bps)
+        self.garden = frozenset({cfg.portal.address})
+        self.tz = cfg.village.tz
+        self.last_poll: datetime | None = None
+        self.started_at: datetime | None = None
+        self.throughput: dict[int, Throughput] = {}
+        self.names: dict[str, tuple[str | None, str | None]] = {}  # MAC -> DHCP hostname, vendor
+
+    # -- transactions -----------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[DB]:
+        with self.sessionmaker.begin() as session:
+            yield session
+
+    # -- start and jobs ---------------------------------------------------------------------
+
+    def start(self) -> reconcile.Plan:
+        """Refuse an old schema, end what ran out while down, rebuild the kernel from the DB."""
+        schema.require_current(self.engine)
+        with self.lock:
+            now = self.clock.now()
+            self.started_at = now
+            self.firewall.setup()
+            self.shaper.setup(
+                Rate(self.cfg.network.uplink_down_bps, self.cfg.network.uplink_up_bps)
+            )
+            with self.transaction() as tx:
+                for s, reason in sessions.enforce(tx, now, policy=self.policy, tz=self.tz):
+                    log.info(
+                        "session %s (%s) ended while the daemon was down: %s", s.id, s.ip, reason
+                    )
+            plan = self.reconcile()
+            log.info(
+                "kernel rebuilt from the database: +%d devices, -%d",
+                len(plan.firewall.authorize),
+                len(plan.firewall.deauthorize),
+            )
+            return plan
+
+    def reconcile(self) -> reconcile.Plan:
+        """Make the kernel hold what the database says; new kernel entries count from zero."""
+        with self.lock:
+            with self.transaction() as tx:
+                want = sessions.desired(tx, garden=self.garden, policy=self.policy)
+            plan = reconcile.reconcile(self.firewall, self.shaper, want)
+            if plan.firewall.authorize:
+                with self.transaction() as tx:
+                    sessions.rebaseline(tx, plan.firewall.authorize)
+            return plan
+
+    def poll(self) -> sessions.ChargeReport:
+        """Read every device's counters once and write them in one transaction."""
+        with self.lock:
+            now = self.clock.now()
+            interval = self.cfg.daemon.poll_interval_s
+            since = self.last_poll or self.started_at or now
+            # A clock that jumped (NTP after a boot in 1970) must not charge hours or nothing.
+            elapsed = (now - since).total_seconds()
+            elapsed_s = round(elapsed) if 0 <= elapsed <= 3 * interval else interval
+            counters = self.firewall.counters()
+            with self.transaction() as tx:
+                before = {s.id: (s.bytes_up, s.bytes_down) for s in sessions.open_sessions(tx)}
+                report = sessions.charge(tx, counters, now, elapsed_s)
+                self.throughput = {}
+                for s in sessions.open_sessions(tx):
+                    up0, down0 = before.get(s.id, (s.bytes_up, s.bytes_down))
+                    if elapsed_s > 0:
+                        self.throughput[s.id] = Throughput(
+                            down_bps=(s.bytes_down - down0) * 8 // elapsed_s,
+                            up_bps=(s.bytes_up - up0) * 8 // elapsed_s,
+                        )
+                self._write_names(tx, now)
+            self.last_poll = now
+            return report
+
+    def enforce(self) -> list[tuple[Session, str]]:
+        """End sessions out of time, data, validity or idle, and take them out of the kernel."""
+        with self.lock:
+            with self.transaction() as tx:
+                ended = sessions.enforce(tx, self.clock.now(), policy=self.policy, tz=self.tz)
+                for s, reason in ended:
+                    log.info("session %s (%s %s) ended: %s", s.id, s.ip, s.mac, reason)
+            if ended:
+                self.reconcile()
+            return ended
+
+    def tick(self) -> None:
+        """The poll job: counters, then enforcement on the fresh figures."""
+        self.poll()
+        self.enforce()
+
+    def rollup(self) -> tuple[int, int, int]:
+        with self.lock, self.transaction() as tx:
+            now = self.clock.now()
+            hours = usage.rollup_hours(tx, now)
+            days = usage.rollup_days(tx, now, self.tz)
+            pruned = usage.prune_samples(tx, now)
+            return hours, days, pruned
+
+    def on_dhcp(self, mac: str, hostname: str | None, vendor: str | None) -> None:
+        """From the sniffer thread: remember, write with the next poll."""
+        self.names[mac] = (hostname, vendor)
+
+    def _write_names(self, tx: DB, now: datetime) -> None:
+        names, self.names = self.names, {}
+        for mac, (hostname, vendor) in names.items():
+            device = sessions.device_for(tx, mac, now)
+            device.hostname = hostname or device.hostname
+            device.vendor_class = vendor or device.vendor_class
+
+    # -- control operations -----------------------------------------------------------------
+
+    def handle(self, op: str, params: Mapping[str, Any], peer: Peer) -> Any:
+        method = getattr(self, f"op_{op}", None)
+        if method is None:
+            raise UnknownOp(f"unknown operation {op!r}")
+        if op in OPERATOR_OPS:
+            log.info("operator %s asked %s %s", peer, op, _loggable(params))
+        with self.lock:
+            return method(Params(params), peer)
+
+    def op_login(self, p: Params, peer: Peer) -> dict[str, Any]:
+        ip = p.ip("ip", self.cfg.network.lan_prefix)
+        free = p.flag("free")
+        code = p.text("code", required=not free, limit=40)
+        p.done()
+        mac = self.mac_of(ip)
+        if mac is None:
+            raise NoMac("this device's MAC address is not known yet; try again in a moment")
+        now = self.clock.now()
+        with self.transaction() as tx:  # written and committed before the kernel is touched
+            if free:
+                result = sessions.login_free(
+                    tx, ip=ip, mac=mac, now=now, policy=self.policy, tz=self.tz
+                )
+            else:
+                assert code is not None
+                result = sessions.login_voucher(tx, ip=ip, mac=mac, code=code, now=now)
+            session_id = result.session.id
+        self.reconcile()
+        log.info("login %s %s session %s%s", ip, mac, session_id, " (free)" if free else "")
+        return self._status(ip)
+
+    def op_logout(self, p: Params, peer: Peer) -> dict[str, Any]:
+        ip = p.ip("ip", self.cfg.network.lan_prefix)
+        p.done()
+        with self.transaction() as tx:
+            sessions.logout(tx, ip=ip, now=self.clock.now())
+        self.reconcile()
+        return {"ip": str(ip), "logged_out": True}
+
+    def op_status(self, p: Params, peer: Peer) -> dict[str, Any]:
+        ip = p.ip("ip", self.cfg.network.lan_prefix)
+        p.done()
+        return self._status(ip)
+
+    def _status(self, ip: IPv4Address) -> dict[str, Any]:
+        with self.transaction() as tx:
+            st = sessions.status(tx, ip=ip, now=self.clock.now(), policy=self.policy, tz=self.tz)
+            s = st.session
+            return {
+                "ip": s.ip,
+                "mac": s.mac,
+                "kind": s.kind.value,
+                "plan": st.plan,
+                "code": codes.display(s.voucher.code) if s.voucher else None,
+                "seconds_left": st.seconds_left,
+                "data_left": st.data_left,
+                "valid_until": st.valid_until.isoformat() if st.valid_until else None,
+                "devices": st.devices,
+                "started_at": s.started_at.isoformat(),
+                "bytes_up": s.bytes_up,
+                "bytes_down": s.bytes_down,
+            }
+
+    def op_online(self, p: Params, peer: Peer) -> list[dict[str, Any]]:
+        p.done()
+        now = self.clock.now()
+        out = []
+        with self.transaction() as tx:
+            for s in sessions.open_sessions(tx):
+                rate = self.throughput.get(s.id, Throughput())
+                left = vouchers.standing_of(s.voucher, now) if s.voucher is not None else None
+                out.append(
+                    {
+                        "ip": s.ip,
+                        "mac": s.mac,
+                        "hostname": s.device.hostname,
+                        "kind": s.kind.value,
+                        "plan": s.voucher.plan.name if s.voucher else "free",
+                        "code": codes.display(s.voucher.code) if s.voucher else None,
+                        "started_at": s.started_at.isoformat(),
+                        "idle_s": int((now - s.last_activity_at).total_seconds()),
+                        "bytes_up": s.bytes_up,
+                        "bytes_down": s.bytes_down,
+                        "down_bps": rate.down_bps,
+                        "up_bps": rate.up_bps,
+                        "seconds_left": left.seconds_left if left else None,
+                        "data_left": left.data_left if left else None,
+                    }
+                )
+        return out
+
+    def op_kick(self, p: Params, peer: Peer) -> dict[str, Any]:
+        target = p.text("target", required=True, limit=40)
+        p.done()
+        assert target is not None
+        with self.transaction() as tx:
+            kicked = _sessions_of(tx, target, self.cfg.network.lan_prefix)
+            for s in kicked:
+                sessions.end(tx, s, self.clock.now(), sessions.EndCause.KICKED)
+            ips = [s.ip for s in kicked]
+        self.reconcile()
+        return {"kicked": ips}
+
+    def op_extend(self, p: Params, peer: Peer) -> dict[str, Any]:
+        code = p.text("code", required=True, limit=40)
+        seconds = p.integer("seconds", minimum=0, maximum=366 * 86400)
+        data = p.integer("bytes", minimum=0, maximum=10**13)
+        p.done()
+        assert code is not None
+        with self.transaction() as tx:
+            v = sessions.extend(
+                tx,
+                code=code,
+                seconds=seconds,
+                data_bytes=data,
+                actor=str(peer),
+                now=self.clock.now(),
+            )
+            st = vouchers.standing_of(v, self.clock.now())
+            answer = {
+                "code": codes.display(v.code),
+                "seconds_left": st.seconds_left,
+                "data_left": st.data_left,
+            }
+        self.reconcile()
+        return answer
+
+    def _flag(self, p: Params, peer: Peer, flag: str, value: bool) -> dict[str, Any]:
+        mac = p.mac("mac")
+        p.done()
+        with self.transaction() as tx:
+            sessions.set_flag(
+                tx, mac=mac, flag=flag, value=value, actor=str(peer), now=self.clock.now()
+            )
+        self.reconcile()
+        return {"mac": mac, flag: value}
+
+    def op_trust(self, p: Params, peer: Peer) -> dict[str, Any]:
+        return self._flag(p, peer, "trusted", True)
+
+    def op_untrust(self, p: Params, peer: Peer) -> dict[str, Any]:
+        return self._flag(p, peer, "trusted", False)
+
+    def op_block(self, p: Params, peer: Peer) -> dict[str, Any]:
+        return self._flag(p, peer, "blocked", True)
+
+    def op_unblock(self, p: Params, peer: Peer) -> dict[str, Any]:
+        return self._flag(p, peer, "blocked", False)
+
+    def op_reconcile(self, p: Params, peer: Peer) -> dict[str, Any]:
+        p.done()
+        plan = self.reconcile()
+        return {
+            "authorized": len(plan.firewall.authorize),
+            "deauthorized": len(plan.firewall.deauthorize),
+            "shaped": len(plan.shaper.set),
+            "unshaped": len(plan.shaper.remove),
+        }
+
+
+class UnknownOp(ClientError):
+    status = 400
+    code = "unknown_op"
+
+
+class Params:
+    """Validates one request's parameters; anything left over is refused by `done()`."""
+
+    def __init__(self, raw: Mapping[str, Any]) -> None:
+        self.raw = dict(raw)
+        self.used: set[str] = set()
+
+    def _get(self, name: str) -> Any:
+        self.used.add(name)
+        return self.raw.get(name)
+
+    def text(self, name: str, *, required: bool, limit: int) -> str | None:
+        value = self._get(name)
+        if value is None:
+            if required:
+                raise InvalidInput(f"'{name}' is required")
+            return None
+        if not isinstance(value, str) or len(value) > limit:
+            raise InvalidInput(f"'{name}' must be text of at most {limit} characters")
+        return value
+
+    def flag(self, name: str) -> bool:
+        value = self._get(name)
+        if value is None:
+            return False
+        if not isinstance(value, bool):
+            raise InvalidInput(f"'{name}' must be true or false")
+        return value
+
+    def integer(self, name: str, *, minimum: int, maximum: int) -> int:
+        value = self._get(name)
+        if value is None:
+            return 0
+        if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+            raise InvalidInput(f"'{name}' must be a whole number from {minimum} to {maximum}")
+        return value
+
+    def ip(self, name: str, prefix: Any) -> IPv4Address:
+        value = self.text(name, required=True, limit=15)
+        try:
+            ip = IPv4Address(value)
+        except ValueError:
+            raise InvalidInput(f"'{name}' is not an IPv4 address") from None
+        if ip not in prefix:
+            raise InvalidInput(f"'{name}' {ip} is not on the hotspot's network")
+        return ip
+
+    def mac(self, name: str) -> str:
+        value = self.text(name, required=True, limit=17)
+        try:
+            return normalize_mac(value or "")
+        except ValueError:
+            raise InvalidInput(f"'{name}' is not a MAC address") from None
+
+    def done(self) -> None:
+        extra = sorted(set(self.raw) - self.used)
+        if extra:
+            raise InvalidInput(f"unexpected parameter(s): {', '.join(extra)}")
+
+
+def _sessions_of(tx: DB, target: str, prefix: Any) -> list[Session]:
+    """Open sessions of an address, a MAC or a voucher code."""
+    query = select(Session).where(Session.ended_at.is_(None))
+    with contextlib.suppress(ValueError):
+        ip = IPv4Address(target)
+        if ip not in prefix:
+            raise InvalidInput(f"{ip} is not on the hotspot's network")
+        found = list(tx.scalars(query.where(Session.ip == str(ip))))
+        if not found:
+            raise NotFound(f"nobody is logged in at {ip}")
+        return found
+    with contextlib.suppress(ValueError):
+        mac = normalize_mac(target)
+        found = list(tx.scalars(query.where(Session.mac == mac)))
+        if not found:
+            raise NotFound(f"{mac} is not logged in")
+        return found
+    voucher = vouchers.find(tx, target)
+    found = list(tx.scalars(query.where(Session.voucher_id == voucher.id)))
+    if not found:
+        raise NotFound("no device is logged in with that voucher")
+    return found
+
+
+def _loggable(params: Mapping[str, Any]) -> str:
+    return " ".join(f"{k}={str(v)[:40]!r}" for k, v in sorted(params.items()))
+
+
+# -- running it -------------------------------------------------------------------------------
+
+
+def schedule(daemon: Hotspotd, scheduler: Any) -> None:
+    """The daemon's jobs. Each catches and logs its own failure: one bad poll ends nothing."""
+    from apscheduler.triggers.cron import CronTrigger
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    cfg = daemon.cfg
+    jobs: list[tuple[str, Callable[[], object], Any]] = [
+        ("poll", daemon.tick, IntervalTrigger(seconds=cfg.daemon.poll_interval_s)),
+        ("reconcile", daemon.reconcile, IntervalTrigger(seconds=60)),
+        ("rollup", daemon.rollup, CronTrigger(minute=5, timezone=daemon.tz)),
+    ]
+    backup_job = _backup_job(daemon)
+    if backup_job is not None:
+        jobs.append(("backup", backup_job, CronTrigger(hour=3, minute=17, timezone=daemon.tz)))
+    for name, func, trigger in jobs:
+        scheduler.add_job(
+            _guarded(name, func),
+            trigger,
+            id=name,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=30,
+        )
+
+
+def _guarded(name: str, func: Callable[[], object]) -> Callable[[], None]:
+    def run() -> None:
+        try:
+            func()
+        except Exception:
+            log.exception("job %s failed; it runs again at its next time", name)
+
+    run.__name__ = f"job_{name}"
+    return run
+
+
+def _backup_job(daemon: Hotspotd) -> Callable[[], object] | None:
+    try:
+        from hotspotd import backup
+    except ImportError:
+        return None
+    rotate = getattr(backup, "nightly", None)
+    if rotate is None:
+        return None
+
+    def run() -> object:
+        return rotate(daemon.cfg, daemon.clock.now())
+
+    return run
+
+
+def build_adapters(cfg: config_mod.Config) -> tuple[Firewall, Shaper, MacOf]:
+    from hotspotd.net.firewall import NftFirewall
+    from hotspotd.net.shaper import TcShaper
+
+    firewall = NftFirewall(
+        lan_interface=cfg.network.lan_interface,
+        portal_ip=cfg.portal.address,
+        portal_port=cfg.portal.port,
+    )
+    shaper = TcShaper(lan_interface=cfg.network.lan_interface, lan_prefix=cfg.network.lan_prefix)
+    return firewall, shaper, _mac_lookup(cfg)
+
+
+def _mac_lookup(cfg: config_mod.Config) -> MacOf:
+    from hotspotd.net import neighbours
+
+    finder = neighbours.NeighbourTable(cfg.network.lan_interface)
+
+    def mac_of(ip: IPv4Address) -> str | None:
+        return finder.mac_of(ip)
+
+    return mac_of
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="hotspotd", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", help="config file (default $HOTSPOT_CONFIG or /etc/hotspot)")
+    parser.add_argument(
+        "--flush", action="store_true", help="remove our nftables table and tc classes, then exit"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        cfg = config_mod.load(args.config)
+        firewall, shaper, mac_of = build_adapters(cfg)
+        if args.flush:
+            firewall.teardown()
+            shaper.teardown()
+            log.info("removed the hotspot table and shaping; every device is cut off")
+            return 0
+        engine = db.make_engine(cfg.database.url)
+        daemon = Hotspotd(cfg, engine, firewall, shaper, mac_of)
+        daemon.start()
+    except HotspotError as exc:
+        print(f"hotspotd: {exc}", file=sys.stderr)
+        return 1
+    return serve(daemon)
+
+
+def serve(daemon: Hotspotd) -> int:
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    server = ControlServer(daemon.cfg.daemon.control_socket, daemon.handle)
+    server.start()
+    sniffer = None
+    try:
+        from hotspotd.net.dhcp_sniffer import DhcpSniffer
+
+        sniffer = DhcpSniffer(
+            daemon.cfg.network.lan_interface,
+            lambda s: daemon.on_dhcp(s.mac, s.hostname, s.vendor_class),
+        )
+        sniffer.start()
+    except ImportError:  # pragma: no cover - scapy is a dependency
+        log.warning("scapy missing: no DHCP names")
+    scheduler = BackgroundScheduler(timezone=daemon.tz)
+    schedule(daemon, scheduler)
+    scheduler.start()
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("signal %d: stopping; authorized devices keep forwarding", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    log.info("serving on %s", daemon.cfg.daemon.control_socket)
+    stop.wait()
+    scheduler.shutdown(wait=True)
+    server.stop()
+    if sniffer is not None:
+        sniffer.stop()
+    with daemon.lock:
+        with contextlib.suppress(Exception):
+            daemon.poll()  # the last counters, so a clean stop loses nothing
+    for adapter in (daemon.firewall, daemon.shaper):
+        close = getattr(adapter, "close", None)
+        if close is not None:
+            close()
+    return 0
+
+
+def run() -> None:
+    sys.exit(main())

@@ -1,0 +1,298 @@
+"""The daemon with in-memory kernel fakes and an injected clock: jobs, operations, restarts."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from dataclasses import replace
+from datetime import datetime, timedelta
+from ipaddress import IPv4Address
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from hotspotd import config
+from hotspotd.control import ControlClient, ControlError, ControlServer, Peer
+from hotspotd.core import db as dbmod
+from hotspotd.core import plans, vouchers
+from hotspotd.core.plans import PlanTerms
+from hotspotd.core.ports import DeviceKey, Rate
+from hotspotd.daemon import Hotspotd, schedule
+from hotspotd.errors import DatabaseNotReady, InvalidInput
+from tests.conftest import NOW
+from tests.fakes import FakeFirewall, FakeShaper
+
+PHONE1 = DeviceKey(IPv4Address("10.66.0.11"), "02:00:00:00:00:01")
+PHONE2 = DeviceKey(IPv4Address("10.66.0.12"), "02:00:00:00:00:02")
+ROOT = Peer(pid=1, uid=0, gid=0)
+
+
+class FakeClock:
+    def __init__(self, now: datetime) -> None:
+        self.moment = now
+
+    def now(self) -> datetime:
+        return self.moment
+
+    def advance(self, **kw: float) -> None:
+        self.moment += timedelta(**kw)
+
+
+@pytest.fixture
+def cfg(config_file: Path, tmp_path: Path) -> config.Config:
+    base = config.load(config_file)
+    return replace(
+        base,
+        daemon=replace(base.daemon, control_socket=tmp_path / "run" / "control.sock"),
+        free=replace(base.free, enabled=True),
+    )
+
+
+@pytest.fixture
+def codes_(engine: Engine) -> list[str]:
+    with dbmod.make_sessionmaker(engine).begin() as db:
+        plans.add(
+            db,
+            "Harian",
+            PlanTerms(
+                price_rp=5000,
+                validity_s=86400,
+                time_s=3600,
+                data_bytes=10_000_000,
+                down_bps=2_000_000,
+                up_bps=1_000_000,
+                devices=1,
+                idle_s=900,
+            ),
+            NOW,
+        )
+        _, made = vouchers.make_batch(db, plan_name="Harian", count=3, created_by="t", now=NOW)
+        return [v.code for v in made]
+
+
+class Rig:
+    def __init__(self, cfg: config.Config, engine: Engine) -> None:
+        self.fw, self.sh, self.clock = FakeFirewall(), FakeShaper(), FakeClock(NOW)
+        self.macs = {PHONE1.ip: PHONE1.mac, PHONE2.ip: PHONE2.mac}
+        self.d = Hotspotd(cfg, engine, self.fw, self.sh, self.macs.get, self.clock)
+
+    def call(self, op: str, **params: object) -> object:
+        return self.d.handle(op, params, ROOT)
+
+
+@pytest.fixture
+def rig(cfg: config.Config, engine: Engine, codes_: list[str]) -> Rig:
+    r = Rig(cfg, engine)
+    r.d.start()
+    return r
+
+
+def test_refuses_an_unmigrated_database(cfg: config.Config, tmp_path: Path) -> None:
+    empty = dbmod.make_engine(f"sqlite:///{tmp_path / 'empty.db'}")
+    d = Hotspotd(cfg, empty, FakeFirewall(), FakeShaper(), lambda ip: None, FakeClock(NOW))
+    with pytest.raises(DatabaseNotReady, match="hotspotctl db upgrade"):
+        d.start()
+
+
+def test_login_writes_then_authorizes_and_shapes(rig: Rig, codes_: list[str]) -> None:
+    status = rig.call("login", ip=str(PHONE1.ip), code=codes_[0].lower())
+    assert status["plan"] == "Harian" and status["seconds_left"] == 3600  # type: ignore[index]
+    assert rig.fw.state().authorized == {PHONE1}
+    assert rig.sh.state() == {PHONE1.ip: Rate(2_000_000, 1_000_000)}
+    assert rig.fw.state().garden == {IPv4Address("10.66.0.1")}
+
+
+def test_the_mac_comes_from_the_neighbour_table_never_the_request(
+    rig: Rig, codes_: list[str]
+) -> None:
+    with pytest.raises(InvalidInput, match="unexpected parameter"):
+        rig.call("login", ip=str(PHONE1.ip), code=codes_[0], mac="02:00:00:00:00:99")
+    rig.macs.pop(PHONE1.ip)
+    with pytest.raises(Exception, match="MAC address is not known"):
+        rig.call("login", ip=str(PHONE1.ip), code=codes_[0])
+    assert rig.fw.state().authorized == frozenset()
+
+
+def test_poll_charges_and_enforce_cuts_at_the_data_limit(rig: Rig, codes_: list[str]) -> None:
+    rig.call("login", ip=str(PHONE1.ip), code=codes_[0])
+    rig.clock.advance(seconds=10)
+    rig.fw.add_traffic(PHONE1, up=1_000_000, down=4_000_000)
+    rig.d.tick()
+    st = rig.call("status", ip=str(PHONE1.ip))
+    assert st["data_left"] == 5_000_000 and st["seconds_left"] == 3590  # type: ignore[index]
+    online = rig.call("online")
+    assert online[0]["down_bps"] == 4_000_000 * 8 // 10  # type: ignore[index]
+    rig.clock.advance(seconds=10)
+    rig.fw.add_traffic(PHONE1, up=0, down=5_000_000)
+    rig.d.tick()
+    assert rig.fw.state().authorized == frozenset()
+    assert rig.sh.state() == {}
+    with pytest.raises(Exception, match="not logged in"):
+        rig.call("status", ip=str(PHONE1.ip))
+
+
+def test_idle_timeout_and_time_limit(rig: Rig, codes_: list[str]) -> None:
+    rig.call("login", ip=str(PHONE1.ip), code=codes_[0])
+    rig.call("login", ip=str(PHONE2.ip), code=codes_[1])
+    for _ in range(95):  # 15m50s: phone 2 keeps talking, phone 1 is silent
+        rig.clock.advance(seconds=10)
+        rig.fw.add_traffic(PHONE2, up=10, down=10)
+        rig.d.tick()
+    assert rig.fw.state().authorized == {PHONE2}
+    for _ in range(265):  # past one hour of online time
+        rig.clock.advance(seconds=10)
+        rig.fw.add_traffic(PHONE2, up=10, down=10)
+        rig.d.tick()
+    assert rig.fw.state().authorized == frozenset()
+
+
+def test_restart_rebuilds_from_the_database_and_ends_what_ran_out(
+    cfg: config.Config, engine: Engine, codes_: list[str]
+) -> None:
+    first = Rig(cfg, engine)
+    first.d.start()
+    first.call("login", ip=str(PHONE1.ip), code=codes_[0])
+    first.call("login", ip=str(PHONE2.ip), code=codes_[1])
+    first.clock.advance(seconds=10)
+    first.fw.add_traffic(PHONE1, up=100, down=1000)
+    first.fw.add_traffic(PHONE2, up=100, down=9_999_000)
+    first.d.tick()  # phone 2 is 900 bytes short of its limit
+
+    # "kill -9": a new daemon on a fresh kernel (reboot) with the same database
+    second = Rig(cfg, engine)
+    second.clock.moment = first.clock.moment + timedelta(minutes=1)
+    second.fw.setup()
+    plan = second.d.start()
+    assert second.fw.state().authorized == {PHONE1, PHONE2}
+    assert len(plan.firewall.authorize) == 2
+    # counters restarted at zero with the new table: the next poll charges exactly the new bytes
+    second.clock.advance(seconds=10)
+    second.fw.add_traffic(PHONE1, up=50, down=50)
+    second.fw.add_traffic(PHONE2, up=0, down=1000)
+    second.d.tick()
+    assert second.call("status", ip=str(PHONE1.ip))["bytes_down"] == 1050  # type: ignore[index]
+    assert second.fw.state().authorized == {PHONE1}  # phone 2 ran out of data
+
+
+def test_expired_while_down_ends_at_start(
+    cfg: config.Config, engine: Engine, codes_: list[str]
+) -> None:
+    first = Rig(cfg, engine)
+    first.d.start()
+    first.call("login", ip=str(PHONE1.ip), code=codes_[0])
+    second = Rig(cfg, engine)
+    second.clock.moment = NOW + timedelta(days=2)
+    second.d.start()
+    assert second.fw.state().authorized == frozenset()
+
+
+def test_operator_operations(rig: Rig, codes_: list[str]) -> None:
+    rig.call("login", ip=str(PHONE1.ip), code=codes_[0])
+    assert rig.call("kick", target=str(PHONE1.ip)) == {"kicked": [str(PHONE1.ip)]}
+    assert rig.fw.state().authorized == frozenset()
+    rig.call("login", ip=str(PHONE1.ip), code=codes_[0])
+    ext = rig.call("extend", code=codes_[0], seconds=1800, bytes=1_000_000)
+    assert ext["seconds_left"] == 5400 and ext["data_left"] == 11_000_000  # type: ignore[index]
+    rig.call("trust", mac="02:00:00:00:00:AA")
+    assert rig.fw.state().trusted == {"02:00:00:00:00:aa"}
+    rig.call("block", mac=PHONE1.mac)
+    assert rig.fw.state().blocked == {PHONE1.mac} and rig.fw.state().authorized == frozenset()
+    with pytest.raises(Exception, match="blocked"):
+        rig.call("login", ip=str(PHONE1.ip), code=codes_[0])
+    rig.call("unblock", mac=PHONE1.mac)
+    rig.call("login", ip=str(PHONE1.ip), code=codes_[0])
+    assert rig.call("reconcile") == {"authorized": 0, "deauthorized": 0, "shaped": 0, "unshaped": 0}
+
+
+def test_free_allowance_login(rig: Rig) -> None:
+    st = rig.call("login", ip=str(PHONE2.ip), free=True)
+    assert st["kind"] == "free" and st["seconds_left"] == 1800  # type: ignore[index]
+    assert rig.sh.state()[PHONE2.ip] == Rate(1_000_000, 512_000)
+
+
+@pytest.mark.parametrize(
+    ("op", "params", "error"),
+    [
+        ("format_disk", {}, "unknown_op"),
+        ("login", {"ip": "8.8.8.8", "code": "x"}, "invalid"),
+        ("login", {"ip": "10.66.0.11"}, "invalid"),
+        ("login", {"ip": 5, "code": "x"}, "invalid"),
+        ("login", {"ip": "10.66.0.11", "code": "A" * 100}, "invalid"),
+        ("login", {"ip": "10.66.0.11", "code": "ABC-DEF-GHK"}, "typo"),
+        ("extend", {"code": "x", "seconds": -5}, "invalid"),
+        ("extend", {"code": "x", "seconds": True}, "invalid"),
+        ("block", {"mac": "; reboot"}, "invalid"),
+        ("kick", {"target": "10.66.0.99"}, "not_found"),
+    ],
+)
+def test_every_bad_request_is_a_stable_error_code(
+    rig: Rig, op: str, params: dict, error: str
+) -> None:  # type: ignore[type-arg]
+    server = ControlServer.__new__(ControlServer)
+    server.handler = rig.d.handle
+    answer = server.answer(json.dumps({"op": op, **params}).encode(), ROOT)
+    assert answer["ok"] is False and answer["error"] == error, answer
+    assert answer["message"]
+
+
+def test_jobs_are_scheduled_at_their_intervals(rig: Rig) -> None:
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    scheduler = BackgroundScheduler(timezone=rig.d.tz)
+    schedule(rig.d, scheduler)
+    jobs = {job.id: job for job in scheduler.get_jobs()}
+    assert {"poll", "reconcile", "rollup"} <= set(jobs)
+    assert jobs["poll"].trigger.interval == timedelta(seconds=rig.d.cfg.daemon.poll_interval_s)
+    # a failing job is logged, not raised into the scheduler
+    rig.fw.counters = lambda: (_ for _ in ()).throw(RuntimeError("netlink gone"))  # type: ignore[method-assign]
+    jobs["poll"].func()
+
+
+def test_socket_survives_a_thousand_malformed_requests(
+    rig: Rig, codes_: list[str], cfg: config.Config
+) -> None:
+    server = ControlServer(cfg.daemon.control_socket, rig.d.handle, group=None)
+    server.start()
+    try:
+        path = str(cfg.daemon.control_socket)
+        assert oct(Path(path).stat().st_mode & 0o777) == "0o660"
+        garbage = [
+            b"{",
+            b"[]\n",
+            b"\xff\xfe\n",
+            b'{"op": 5}\n',
+            b"null\n",
+            b'"x"\n',
+            b'{"op":"login","ip":"10.66.0.11","code":{}}\n',
+            b"x" * 20000 + b"\n",
+            b'{"op":"nope"}\n',
+            b"\n",
+        ]
+        deadline = time.monotonic() + 60
+        for i in range(1000):
+            assert time.monotonic() < deadline
+            with socket.socket(socket.AF_UNIX) as s:
+                s.settimeout(5)
+                s.connect(path)
+                s.sendall(garbage[i % len(garbage)])
+                s.shutdown(socket.SHUT_WR)
+                s.recv(65536)
+        # a slow client holds one connection; the daemon still answers others meanwhile
+        slow = socket.socket(socket.AF_UNIX)
+        slow.connect(path)
+        slow.sendall(b'{"op":')
+        client = ControlClient(path)
+        assert client.call("login", ip=str(PHONE1.ip), code=codes_[0])["plan"] == "Harian"
+        with pytest.raises(ControlError) as caught:
+            client.call("login", ip=str(PHONE1.ip), code="ABC-DEF-GHK")
+        assert caught.value.code == "typo"
+        slow.close()
+        threads = threading.active_count()
+        assert threads < 50
+    finally:
+        server.stop()
+    with pytest.raises(ControlError, match="not running"):
+        ControlClient(path).call("online")
