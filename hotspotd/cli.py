@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from hotspotd import config as config_mod
 from hotspotd import schema
+from hotspotd.control import ControlClient
 from hotspotd.core import codes, db, plans, units, vouchers
 from hotspotd.core.models import Plan, Voucher, VoucherState
 from hotspotd.errors import DatabaseNotReady, HotspotError, InvalidInput
@@ -527,6 +528,91 @@ def voucher_revoke(env: Env, code: str, actor: str | None) -> None:
     with env.transaction() as session:
         revoked = vouchers.revoke(session, code, actor=actor or _actor(), now=_now())
         click.echo(f"revoked {codes.display(revoked.code)}")
+
+
+# ---------------------------------------------------------------- through the daemon
+
+
+def _daemon(env: Env) -> ControlClient:
+    return ControlClient(env.config.daemon.control_socket)
+
+
+@cli.command("online")
+@click.option("--json", "as_json", is_flag=True)
+@pass_env
+def online(env: Env, as_json: bool) -> None:
+    """Who is online now, and how fast (from the daemon)."""
+    rows = _daemon(env).call("online")
+    if as_json:
+        _dump(rows)
+        return
+    if not rows:
+        click.echo("nobody is online")
+        return
+    click.echo(
+        _table(
+            ["ip", "mac", "name", "plan", "down", "up", "idle", "time left", "data left"],
+            [
+                [
+                    r["ip"],
+                    r["mac"],
+                    (r["hostname"] or "-")[:20],
+                    r["plan"],
+                    units.format_rate(r["down_bps"]) + "bit/s",
+                    units.format_rate(r["up_bps"]) + "bit/s",
+                    units.format_duration(r["idle_s"]),
+                    units.format_duration(r["seconds_left"]),
+                    units.format_size(r["data_left"]),
+                ]
+                for r in rows
+            ],
+        )
+    )
+
+
+@cli.command("kick")
+@click.argument("target")
+@pass_env
+def kick(env: Env, target: str) -> None:
+    """Log out a device now, by IP address, MAC or voucher code. It may log in again."""
+    answer = _daemon(env).call("kick", target=target)
+    click.echo(f"kicked {', '.join(answer['kicked'])}")
+
+
+@cli.command("extend")
+@click.argument("code")
+@click.option("--time", "extra_time", type=DURATION, help="More time (e.g. 1h).")
+@click.option("--data", "extra_data", type=SIZE, help="More data (e.g. 500MB).")
+@pass_env
+def extend(env: Env, code: str, extra_time: Any, extra_data: Any) -> None:
+    """Give a voucher more time (its validity moves too) and/or data."""
+    if extra_time in (None, NONE) and extra_data in (None, NONE):
+        raise InvalidInput("give --time and/or --data")
+    answer = _daemon(env).call(
+        "extend",
+        code=code,
+        seconds=0 if extra_time in (None, NONE) else extra_time,
+        bytes=0 if extra_data in (None, NONE) else extra_data,
+    )
+    click.echo(
+        f"{answer['code']}: time left {units.format_duration(answer['seconds_left'])}, "
+        f"data left {units.format_size(answer['data_left'])}"
+    )
+
+
+def _mac_command(name: str, doc: str) -> None:
+    @cli.command(name, help=doc)
+    @click.argument("mac")
+    @pass_env
+    def command(env: Env, mac: str) -> None:
+        answer = _daemon(env).call(name, mac=mac)
+        click.echo(f"{name}: {answer['mac']}")
+
+
+_mac_command("trust", "Let a device (by MAC) through without login, e.g. the warung's till.")
+_mac_command("untrust", "Make a trusted device log in like everyone else.")
+_mac_command("block", "Block a device (by MAC): no internet, not even the portal.")
+_mac_command("unblock", "Lift a block.")
 
 
 def main() -> NoReturn:

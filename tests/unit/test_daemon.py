@@ -296,3 +296,43 @@ def test_socket_survives_a_thousand_malformed_requests(
         server.stop()
     with pytest.raises(ControlError, match="not running"):
         ControlClient(path).call("online")
+
+
+def test_hotspotctl_operations_through_the_socket(
+    rig: Rig, codes_: list[str], cfg: config.Config, config_file: Path
+) -> None:
+    from tests.conftest import Ctl
+
+    config_file.write_text(
+        config_file.read_text() + f'\n[daemon]\ncontrol_socket = "{cfg.daemon.control_socket}"\n'
+    )
+    ctl = Ctl(config_file)
+    down = ctl("online")
+    assert down.exit_code == 1 and "hotspotd is not running" in down.stderr
+    server = ControlServer(cfg.daemon.control_socket, rig.d.handle, group=None)
+    server.start()
+    try:
+        assert "nobody is online" in ctl("online").output
+        rig.call("login", ip=str(PHONE1.ip), code=codes_[0])
+        table = ctl("online").output
+        assert str(PHONE1.ip) in table and "Harian" in table
+        assert json.loads(ctl("online", "--json").output)[0]["mac"] == PHONE1.mac
+        out = ctl("extend", codes_[0], "--time", "30m", "--data", "1MB")
+        assert out.exit_code == 0 and "time left 1h 30m" in out.output, out.output
+        bad = ctl("extend", codes_[0])
+        assert bad.exit_code != 0 and "give --time and/or --data" in bad.stderr
+        assert ctl("kick", str(PHONE1.ip)).output.strip() == f"kicked {PHONE1.ip}"
+        assert rig.fw.state().authorized == frozenset()
+        assert ctl("trust", "02-00-00-00-00-AB").output.strip() == "trust: 02:00:00:00:00:ab"
+        assert ctl("block", PHONE2.mac).exit_code == 0
+        assert rig.fw.state().blocked == {PHONE2.mac}
+        assert ctl("unblock", PHONE2.mac).exit_code == 0
+        assert ctl("untrust", "02:00:00:00:00:ab").exit_code == 0
+        assert rig.fw.state().trusted == frozenset() and rig.fw.state().blocked == frozenset()
+        err = ctl("block", "nonsense")
+        assert (
+            err.exit_code == 1
+            and err.stderr.strip() == "Error: 'mac' is not a MAC address (invalid)"
+        )
+    finally:
+        server.stop()
