@@ -13,9 +13,11 @@ upload can be shaped as egress there):
   `800:` links into table `2:`, and each device's filter sits in its bucket with the handle
   `2:<last octet>:<third octet + 1>`, also stable per IP, so deleting needs no lookup and a
   bucket never comes near u32's 4,095 nodes. Classifying costs the same for 5 or 5,000 devices.
-- a leaf qdisc per device class: fq_codel if the kernel has it, else sfq, else HTB's own pfifo
-  (adding an explicit pfifo would only double the commands). Leaves get the explicit handle
-  `<offset>:`, because letting the kernel pick one scans every qdisc on the device each time.
+- a leaf qdisc per device class: fq_codel if the kernel has it, else sfq, else a pfifo holding
+  ~100 ms at the class's rate. HTB's own default leaf would be a pfifo as long as the device's
+  txqueuelen: 1,000 packets, six seconds of queue at 2 Mbit/s, and the phone's every click waits
+  behind its own download. Leaves get the explicit handle `<offset>:`, because letting the
+  kernel pick one scans every qdisc on the device each time.
 
 Creating an HTB class costs time proportional to the classes already there (the kernel walks
 them all to rebind filters), so building 5,000 devices is quadratic and ~1.3 s per direction
@@ -50,7 +52,9 @@ _IFNAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
 PARENT_MINOR = 0xFFFF
 DEFAULT_MINOR = 0xFFFE
 UNLIMITED_BPS = 10_000_000_000  # an uplink of unknown capacity
-LEAF_CANDIDATES = ("fq_codel", "sfq")
+LEAF_CANDIDATES = ("fq_codel", "sfq", "pfifo")
+QUEUE_SECONDS = 0.1  # a pfifo leaf holds this much at its class rate
+FRAME_BITS = 1514 * 8
 
 Direction = Literal["down", "up"]
 DIRECTIONS: tuple[Direction, ...] = ("down", "up")
@@ -115,7 +119,7 @@ class TcShaper:
                 f" match u32 0 0 action mirred egress redirect dev {self._ifb}",
             ]
         )
-        self._leaf = self._detect_leaf()
+        self._leaf = self._detect_leaf(down, up)
         self._leaf_known = True
         self._rates = {}
 
@@ -195,11 +199,12 @@ class TcShaper:
             f"class replace dev {dev} parent 1:{PARENT_MINOR:x} classid 1:{minor:x}"
             f" htb rate {bps}bit ceil {bps}bit"
         ]
+        if self._leaf is not None and (new or self._leaf == "pfifo"):
+            lines.append(
+                f"qdisc replace dev {dev} parent 1:{minor:x} handle {minor:x}:"
+                f" {_leaf_args(self._leaf, bps)}"
+            )
         if new:
-            if self._leaf is not None:
-                lines.append(
-                    f"qdisc replace dev {dev} parent 1:{minor:x} handle {minor:x}: {self._leaf}"
-                )
             lines.append(
                 f"filter replace dev {dev} parent 1: prio 1 handle {_filter_handle(ip)}"
                 f" protocol ip u32 ht 2:{int(ip) & 0xFF:x}: match ip {field} {ip}/32"
@@ -232,13 +237,15 @@ class TcShaper:
             f" match ip {field} {self._prefix} hashkey mask 0x000000ff at {offset} link 2:",
         ]
 
-    def _detect_leaf(self) -> str | None:
+    def _detect_leaf(self, down_bps: int, up_bps: int) -> str | None:
         """Try each candidate on the default class; the first the kernel accepts is the leaf."""
         for kind in self._leaf_candidates:
             ok = True
-            for dev in (self._lan, self._ifb):
+            for dev, bps in ((self._lan, down_bps), (self._ifb, up_bps)):
                 where = ["parent", f"1:{DEFAULT_MINOR:x}", "handle", f"{DEFAULT_MINOR:x}:"]
-                proc = self._tc_run(["qdisc", "replace", "dev", dev, *where, kind])
+                proc = self._tc_run(
+                    ["qdisc", "replace", "dev", dev, *where, *_leaf_args(kind, bps).split()]
+                )
                 ok = ok and proc.returncode == 0
             if ok:
                 return kind
@@ -247,7 +254,8 @@ class TcShaper:
     def _detect_existing_leaf(self) -> None:
         qdiscs = self._qdiscs(self._lan)
         kinds = {q.get("kind") for q in qdiscs if q.get("parent") == f"1:{DEFAULT_MINOR:x}"}
-        found = [k for k in self._leaf_candidates if k in kinds]
+        # Whatever a previous setup chose is what the kernel has: keep using it.
+        found = sorted(str(k) for k in kinds if k)
         self._leaf = found[0] if found else None
         self._leaf_known = True
 
@@ -310,6 +318,15 @@ class TcShaper:
                 continue
             rates[IPv4Address(base + minor)] = bps
         return rates
+
+
+def queue_packets(bps: int) -> int:
+    """A pfifo limit of ~QUEUE_SECONDS at `bps`, at least 16 packets, at most 1,000."""
+    return max(16, min(1000, int(bps * QUEUE_SECONDS) // FRAME_BITS))
+
+
+def _leaf_args(kind: str, bps: int) -> str:
+    return f"pfifo limit {queue_packets(bps)}" if kind == "pfifo" else kind
 
 
 def _bps(rate: Rate, direction: Direction) -> int | None:

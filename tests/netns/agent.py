@@ -9,6 +9,7 @@ JSON object (or one per line for `hold`) so the tests can assert on what really 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import http.server
 import json
@@ -41,6 +42,30 @@ def error_name(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+def meter(sock: socket.socket, warmup: float, window: float) -> float:
+    """Steady-state goodput in bit/s: bytes between the first arrival after `warmup` and the
+    last within the window, over the time between them. Offloads let HTB release 64 KB at a
+    time, so counting whole bursts between two arrivals is exact where a fixed window is not."""
+    start = time.monotonic()
+    first: tuple[float, int] | None = None
+    last: tuple[float, int] | None = None
+    total = 0
+    sock.settimeout(2)
+    for _ in range(10**7):
+        data = sock.recv(CHUNK)
+        now = time.monotonic() - start
+        if not data or now > warmup + window:
+            break
+        total += len(data)
+        if now >= warmup:
+            if first is None:
+                first = (now, total)
+            last = (now, total)
+    if first is None or last is None or last[0] <= first[0]:
+        return 0.0
+    return (last[1] - first[1]) * 8 / (last[0] - first[0])
+
+
 # -- servers ------------------------------------------------------------------------------------
 
 
@@ -66,7 +91,7 @@ def serve_http(port: int, body: str, log: str, lifetime: float) -> None:
 
 
 class TcpHandler(socketserver.StreamRequestHandler):
-    """First line says what to do: SEND n | SINK | ECHO."""
+    """First line says what to do: SEND n | SINK | ECHO | FLOOD seconds | METER warmup window."""
 
     log = ""
 
@@ -91,6 +116,20 @@ class TcpHandler(socketserver.StreamRequestHandler):
                     break
                 total += len(data)
             self.wfile.write(f"{total}\n".encode())
+        elif command[0] == "FLOOD":
+            block = b"f" * CHUNK
+            end = time.monotonic() + min(float(command[1]), 60.0)
+            while time.monotonic() < end:
+                self.wfile.write(block)
+        elif command[0] == "METER":
+            self.wfile.write(
+                f"{meter(self.connection, float(command[1]), float(command[2]))}\n".encode()
+            )
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_WR)
+            drain_until = time.monotonic() + 10
+            while time.monotonic() < drain_until and self.connection.recv(CHUNK):
+                pass
         elif command[0] == "ECHO":
             for _ in range(10**5):
                 line = self.rfile.readline(1000)
@@ -215,6 +254,29 @@ def client_recv(host: str, port: int, count: int, timeout: float) -> dict[str, A
     return {"received": total}
 
 
+def client_goodput(host: str, port: int, direction: str, warmup: float, window: float) -> float:
+    """TCP goodput in bit/s as the receiving end counts it, down (we receive) or up."""
+    with socket.create_connection((host, port), timeout=5) as sock:
+        if direction == "down":
+            sock.sendall(f"FLOOD {warmup + window + 1}\n".encode())
+            return meter(sock, warmup, window)
+        sock.sendall(f"METER {warmup} {window}\n".encode())
+        stop = threading.Event()
+
+        def pump() -> None:
+            block = b"u" * CHUNK
+            with contextlib.suppress(OSError):
+                while not stop.is_set():
+                    sock.sendall(block)
+
+        sock.settimeout(warmup + window + 10)
+        sender = threading.Thread(target=pump, daemon=True)
+        sender.start()
+        reply = sock.makefile("rb").readline()
+        stop.set()
+        return float(reply)
+
+
 def client_hold(host: str, port: int, seconds: float) -> None:
     """An open connection exchanging a line every 50 ms; says when and how it ends."""
     start = time.monotonic()
@@ -306,6 +368,9 @@ def main(argv: list[str]) -> None:
         print(json.dumps(client_recv(args[0], int(args[1]), int(args[2]), a.timeout)))
     elif a.command == "rtt":
         print(json.dumps(client_rtt(args[0], int(args[1]), a.timeout)))
+    elif a.command == "goodput":
+        bps = client_goodput(args[0], int(args[1]), args[2], float(args[3]), float(args[4]))
+        print(json.dumps({"bps": bps}))
     elif a.command == "hold":
         client_hold(args[0], int(args[1]), float(args[2]))
     else:
