@@ -211,18 +211,22 @@ def _integrity_ok(conn: sqlite3.Connection) -> bool:
 
 def _snapshot(source: Path, dest: Path) -> None:
     """A consistent, self-contained copy of a live SQLite file (no -wal beside it)."""
-    src = sqlite3.connect(f"{source.as_uri()}?mode=rw", uri=True, timeout=_BUSY_TIMEOUT_S)
     try:
-        out = sqlite3.connect(dest)
+        src = sqlite3.connect(f"{source.as_uri()}?mode=rw", uri=True, timeout=_BUSY_TIMEOUT_S)
         try:
-            src.backup(out)  # pages=-1: one step, one read transaction, one snapshot
-            out.execute("PRAGMA journal_mode = DELETE")
-            if not _integrity_ok(out):
-                raise BackupError(f"{source}: the copy fails SQLite's integrity check")
+            out = sqlite3.connect(dest)
+            try:
+                src.backup(out)  # pages=-1: one step, one read transaction, one snapshot
+                out.execute("PRAGMA journal_mode = DELETE")
+                intact = _integrity_ok(out)
+            finally:
+                out.close()
         finally:
-            out.close()
-    finally:
-        src.close()
+            src.close()
+    except sqlite3.Error as exc:
+        raise BackupError(f"{source}: cannot read the database: {exc}") from None
+    if not intact:
+        raise BackupError(f"{source}: the database fails SQLite's integrity check")
 
 
 @contextlib.contextmanager
@@ -512,17 +516,24 @@ def restore(config: config_mod.Config, src_file: str | os.PathLike[str]) -> Rest
                 f" to {schema.head()}"
             )
 
+        before = target.with_name(target.name + BEFORE_RESTORE)
+        installed = False
         if target.exists():
-            before = target.with_name(target.name + BEFORE_RESTORE)
-            with _temp_path(target.parent, f".{before.name}.", mode=0o660) as partial:
-                _snapshot(target, partial)
-                os.replace(partial, before)
-            report.done.append(f"kept the previous database as {before}")
-            _copy_into_live(unpacked.database, target)
-        else:
-            _give_group_of_folder(unpacked.database, target.parent)
-            os.chmod(unpacked.database, 0o660)
-            os.replace(unpacked.database, target)
+            try:
+                with _temp_path(target.parent, f".{before.name}.", mode=0o660) as partial:
+                    _snapshot(target, partial)
+                    os.replace(partial, before)
+            except BackupError:
+                # The live file is damaged (a worn SD card): the very case restore is for.
+                # Move it aside whole and put the restored file in its place.
+                os.replace(target, before)
+                report.done.append(f"the previous database is damaged; moved it to {before}")
+            else:
+                report.done.append(f"kept the previous database as {before}")
+                _copy_into_live(unpacked.database, target)
+                installed = True
+        if not installed:
+            _rename_into_place(unpacked.database, target)
         _fsync_dir(target.parent)
         report.done.append(f"restored the database {target}")
 
@@ -533,6 +544,18 @@ def restore(config: config_mod.Config, src_file: str | os.PathLike[str]) -> Rest
     return report
 
 
+def _rename_into_place(restored: Path, target: Path) -> None:
+    """For when there is no usable live database: a whole file, renamed in at once."""
+    for stale in ("-wal", "-shm", "-journal"):
+        # A journal left beside a missing or damaged file must not be replayed onto ours.
+        target.with_name(target.name + stale).unlink(missing_ok=True)
+    _give_group_of_folder(restored, target.parent)
+    os.chmod(restored, 0o660)
+    with restored.open("rb") as f:
+        os.fsync(f.fileno())
+    os.replace(restored, target)
+
+
 def _copy_into_live(restored: Path, live: Path) -> None:
     """Writes the restored database over the live one in one SQLite transaction.
 
@@ -541,18 +564,20 @@ def _copy_into_live(restored: Path, live: Path) -> None:
     file's WAL can never be replayed onto the wrong database, and a crash half-way rolls back.
     The file keeps its owner and mode (root:hotspot 0660).
     """
-    dst = sqlite3.connect(f"{live.as_uri()}?mode=rw", uri=True, timeout=_BUSY_TIMEOUT_S)
-    src = sqlite3.connect(restored)
+    live_uri = f"{live.as_uri()}?mode=rw"
     try:
-        want = dst.execute("PRAGMA page_size").fetchone()[0]
-        if src.execute("PRAGMA page_size").fetchone()[0] != want:
-            # A WAL database only accepts a copy with its own page size.
-            src.execute(f"PRAGMA page_size = {int(want)}")
-            src.execute("VACUUM")
-        src.backup(dst)
-    finally:
-        src.close()
-        dst.close()
+        with (
+            contextlib.closing(sqlite3.connect(live_uri, uri=True, timeout=_BUSY_TIMEOUT_S)) as dst,
+            contextlib.closing(sqlite3.connect(restored)) as src,
+        ):
+            want = dst.execute("PRAGMA page_size").fetchone()[0]
+            if src.execute("PRAGMA page_size").fetchone()[0] != want:
+                # A WAL database only accepts a copy with its own page size.
+                src.execute(f"PRAGMA page_size = {int(want)}")
+                src.execute("VACUUM")
+            src.backup(dst)
+    except sqlite3.Error as exc:
+        raise BackupError(f"{live}: could not write the restored data: {exc}") from None
 
 
 def _give_group_of_folder(path: Path, folder: Path) -> None:
@@ -605,6 +630,10 @@ def _restore_media(config: config_mod.Config, unpacked: Path) -> list[str]:
     staged = media.with_name(f".{MEDIA_NAME}.restore")
     shutil.rmtree(staged, ignore_errors=True)
     shutil.copytree(unpacked, staged)
+    # Like everything in the state folder: the portal (group hotspot) manages uploads too.
+    for path in [staged, *staged.rglob("*")]:
+        os.chmod(path, 0o2770 if path.is_dir() else 0o660)
+        _give_group_of_folder(path, media.parent)
     done = []
     if media.exists():
         before = media.with_name(MEDIA_NAME + BEFORE_RESTORE)

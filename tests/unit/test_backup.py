@@ -191,6 +191,8 @@ def test_media_and_config_go_and_come_back(
     assert (media / "belajar.pdf").read_bytes() == b"%PDF lesson"
     assert not (media / "baru.jpg").exists()
     assert (state_dir / "media.before-restore" / "baru.jpg").read_bytes() == b"uploaded after"
+    assert stat.S_IMODE((media / "belajar.pdf").stat().st_mode) == 0o660  # the portal's too
+    assert stat.S_IMODE((media / "pasar").stat().st_mode) == 0o2770
     assert config_path.read_text() == original_config
     assert "Desa Diubah" in Path(f"{config_path}{bk.BEFORE_RESTORE}").read_text()
 
@@ -214,6 +216,36 @@ def test_an_older_schema_is_upgraded_on_restore(tmp_path: Path, config_path: Pat
     restored = create_engine(f"sqlite:///{tmp_path / 'new' / 'state' / 'hotspot.db'}")
     assert schema.current(restored) == schema.head()
     restored.dispose()
+
+
+def test_restore_replaces_a_damaged_live_database(
+    tmp_path: Path, hctl: Ctl, village: list[str], state_dir: Path
+) -> None:
+    """A worn SD card is why a village restores: a damaged file is moved aside, not read."""
+    archive = tmp_path / "a.tar.gz"
+    ok(hctl("backup", str(archive)))
+    live = state_dir / "hotspot.db"
+    good = _dump(live)
+    garbage = b"SQLite format 3\x00" + os.urandom(8192)
+    live.write_bytes(garbage)
+    (state_dir / "hotspot.db-wal").write_bytes(os.urandom(4096))  # a stale journal beside it
+
+    result = ok(hctl("restore", str(archive), "--yes"))
+    assert "damaged" in result.stdout
+    assert _dump(live) == good
+    assert (state_dir / f"hotspot.db{bk.BEFORE_RESTORE}").read_bytes() == garbage
+    assert not (state_dir / "hotspot.db-wal").exists()  # the stale journal went too
+    assert stat.S_IMODE(live.stat().st_mode) == 0o660
+
+
+def test_backup_of_a_damaged_database_is_one_line(
+    tmp_path: Path, hctl: Ctl, village: list[str], state_dir: Path
+) -> None:
+    for name in ("hotspot.db", "hotspot.db-wal", "hotspot.db-shm"):
+        (state_dir / name).unlink(missing_ok=True)  # a new file, not the one still open
+    (state_dir / "hotspot.db").write_bytes(b"SQLite format 3\x00" + b"\xff" * 8192)
+    one_line_error(hctl("backup", str(tmp_path / "x.tar.gz")), contains="database")
+    assert not (tmp_path / "x.tar.gz").exists()
 
 
 def test_backup_refuses_to_overwrite_unless_forced(
