@@ -26,10 +26,13 @@ looked up in the forward chains, so each forwarded byte is counted once; a third
 from __future__ import annotations
 
 import ctypes
+import errno
 import re
+import socket
+import struct
 import subprocess
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from ipaddress import IPv4Address
 from typing import Protocol
 
@@ -194,11 +197,15 @@ class NftFirewall:
         # listing the whole table would also print `auth` and `auth_down` for nothing.
         lists = {
             name: self._run(f"list set inet {self._table} {name}\n")
-            for name in ("auth_up", "trusted", "blocked", "garden")
+            for name in ("trusted", "blocked", "garden")
         }
-        authorized = frozenset(
-            DeviceKey(IPv4Address(ip), mac) for ip, mac, _ in _UP_ELEMENT.findall(lists["auth_up"])
-        )
+        try:
+            authorized = frozenset(self._up_counters())
+        except AdapterError:
+            up_listing = self._run(f"list set inet {self._table} auth_up\n")
+            authorized = frozenset(
+                DeviceKey(IPv4Address(ip), mac) for ip, mac, _ in _UP_ELEMENT.findall(up_listing)
+            )
         macs_of: dict[IPv4Address, set[str]] = {}
         for key in authorized:
             macs_of.setdefault(key.ip, set()).add(key.mac)
@@ -235,7 +242,29 @@ class NftFirewall:
             )
 
     def counters(self) -> Mapping[DeviceKey, Counters]:
-        """Both counter sets read at the same time by two contexts (ctypes frees the GIL)."""
+        """Every device's bytes: two netlink dumps parsed with `struct` (~10x faster than
+        having nft print 5,000 elements), or nft's own listing should that fail."""
+        try:
+            up = self._up_counters()
+            down = dump_set_counters(self._table, "auth_down")
+        except AdapterError:
+            return self._counters_from_listing()
+        down_bytes = {key[:4]: count for key, count in down}
+        return {
+            device: Counters(bytes_up=count, bytes_down=down_bytes.get(device.ip.packed, 0))
+            for device, count in up.items()
+        }
+
+    def _up_counters(self) -> dict[DeviceKey, int]:
+        result: dict[DeviceKey, int] = {}
+        for key, count in dump_set_counters(self._table, "auth_up"):
+            if len(key) < 10:
+                raise AdapterError(f"unexpected auth_up key of {len(key)} bytes")
+            result[_trusted_key(IPv4Address(key[:4]), key[4:10].hex(":"))] = count
+        return result
+
+    def _counters_from_listing(self) -> Mapping[DeviceKey, Counters]:
+        """Both sets listed at the same time by two contexts (ctypes frees the GIL)."""
         down_text: list[str] = []
         failure: list[AdapterError] = []
 
@@ -390,6 +419,15 @@ class NftFirewall:
         return "\n".join(lines) + "\n"
 
 
+def _trusted_key(ip: IPv4Address, mac: str) -> DeviceKey:
+    """A DeviceKey from values the kernel gave us, skipping re-validation: it costs ~17 us a
+    key, a third of a 5,000-device counter read."""
+    key = object.__new__(DeviceKey)
+    object.__setattr__(key, "ip", ip)
+    object.__setattr__(key, "mac", mac)
+    return key
+
+
 def _key(key: DeviceKey) -> str:
     return f"{key.ip} . {key.mac}"
 
@@ -403,3 +441,133 @@ def _element_line(lines: list[str], verb: str, table: str, name: str, items: Ite
 def _elements(set_body: str, pattern: str) -> list[str]:
     match = _ELEMENTS.search(set_body)
     return re.findall(pattern, match.group(1)) if match else []
+
+
+# -- one netlink dump of a set's elements with their counters ----------------------------------
+
+_NLMSG = struct.Struct("=IHHII")
+_NFGENMSG = struct.Struct("=BBH")
+_NLA = struct.Struct("=HH")
+_NETLINK_NETFILTER = 12
+_NFNL_SUBSYS_NFTABLES = 10
+_NFT_MSG_NEWSETELEM, _NFT_MSG_GETSETELEM = 12, 13
+_NFPROTO_INET = 1
+_NLM_F_REQUEST_DUMP = 0x1 | 0x300
+_NLMSG_ERROR, _NLMSG_DONE = 2, 3
+_LIST_TABLE, _LIST_SET, _LIST_ELEMENTS = 1, 2, 3
+_LIST_ELEM = 1
+_ELEM_KEY, _ELEM_EXPR, _ELEM_EXPRESSIONS = 1, 7, 11
+_DATA_VALUE = 1
+_EXPR_NAME, _EXPR_DATA = 1, 2
+_COUNTER_BYTES = 1
+
+
+def _nla(kind: int, value: bytes) -> bytes:
+    data = _NLA.pack(_NLA.size + len(value), kind) + value
+    return data + b"\0" * (-len(data) % 4)
+
+
+def _attrs(data: bytes, start: int, end: int) -> Iterator[tuple[int, int, int]]:
+    """(type, value start, value end) of each netlink attribute in data[start:end]."""
+    while start + _NLA.size <= end:
+        length, kind = _NLA.unpack_from(data, start)
+        if length < _NLA.size:
+            return
+        yield kind & 0x3FFF, start + _NLA.size, start + length
+        start += (length + 3) & ~3
+
+
+def _first(data: bytes, start: int, end: int, wanted: int) -> tuple[int, int] | None:
+    for kind, lo, hi in _attrs(data, start, end):
+        if kind == wanted:
+            return lo, hi
+    return None
+
+
+def _counter_bytes(data: bytes, lo: int, hi: int) -> int | None:
+    """Bytes of a counter expression (NFTA_EXPR_NAME "counter" + NFTA_EXPR_DATA)."""
+    # The kernel's layout: name first, then data whose first attribute is the byte count.
+    nlen, nkind = _NLA.unpack_from(data, lo)
+    if nkind & 0x3FFF == _EXPR_NAME and data[lo + 4 : lo + nlen] == b"counter\0":
+        at = lo + ((nlen + 3) & ~3)
+        if at + 16 <= hi:
+            _, dkind = _NLA.unpack_from(data, at)
+            _, bkind = _NLA.unpack_from(data, at + 4)
+            if dkind & 0x3FFF == _EXPR_DATA and bkind & 0x3FFF == _COUNTER_BYTES:
+                return int.from_bytes(data[at + 8 : at + 16], "big")
+    # Any other order: look the attributes up by type.
+    name = _first(data, lo, hi, _EXPR_NAME)
+    if name is None or data[name[0] : name[1]].rstrip(b"\0") != b"counter":
+        return None
+    expr = _first(data, lo, hi, _EXPR_DATA)
+    found = _first(data, expr[0], expr[1], _COUNTER_BYTES) if expr else None
+    return int.from_bytes(data[found[0] : found[0] + 8], "big") if found else None
+
+
+def _element(data: bytes, lo: int, hi: int) -> tuple[bytes, int] | None:
+    """(key, counted bytes) of one NFTA_LIST_ELEM; a tight loop, as it runs 10,000 times."""
+    unpack = _NLA.unpack_from
+    key: bytes | None = None
+    count: int | None = None
+    while lo + 4 <= hi:
+        length, kind = unpack(data, lo)
+        if length < 4:
+            break
+        kind &= 0x3FFF
+        if kind == _ELEM_KEY:
+            vlen, vkind = unpack(data, lo + 4)
+            if vkind & 0x3FFF == _DATA_VALUE:
+                key = data[lo + 8 : lo + 4 + vlen]
+        elif kind == _ELEM_EXPR:
+            count = _counter_bytes(data, lo + 4, lo + length)
+        elif kind == _ELEM_EXPRESSIONS and count is None:
+            first = _first(data, lo + 4, lo + length, _LIST_ELEM)
+            count = _counter_bytes(data, first[0], first[1]) if first else None
+        lo += (length + 3) & ~3
+    return (key, count) if key is not None and count is not None else None
+
+
+def dump_set_counters(table: str, set_name: str) -> list[tuple[bytes, int]]:
+    """(key as the kernel stores it, counted bytes) of every element of `inet table set`."""
+    body = _NFGENMSG.pack(_NFPROTO_INET, 0, 0)
+    body += _nla(_LIST_TABLE, table.encode() + b"\0") + _nla(_LIST_SET, set_name.encode() + b"\0")
+    kind = (_NFNL_SUBSYS_NFTABLES << 8) | _NFT_MSG_GETSETELEM
+    request = _NLMSG.pack(_NLMSG.size + len(body), kind, _NLM_F_REQUEST_DUMP, 1, 0) + body
+    result: list[tuple[bytes, int]] = []
+    try:
+        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, _NETLINK_NETFILTER)
+    except OSError as exc:
+        raise AdapterError(f"netfilter netlink socket: {exc}") from exc
+    with sock:
+        sock.settimeout(10.0)
+        try:
+            sock.sendall(request)
+            for _ in range(1_000_000):  # bounded: a dump ends with NLMSG_DONE long before this
+                data = sock.recv(1 << 20)
+                offset = 0
+                while offset + _NLMSG.size <= len(data):
+                    length, msg_type, _flags, _seq, _pid = _NLMSG.unpack_from(data, offset)
+                    if length < _NLMSG.size:
+                        raise AdapterError("malformed netlink message")
+                    end = offset + length
+                    if msg_type == _NLMSG_DONE:
+                        return result
+                    if msg_type == _NLMSG_ERROR:
+                        (code,) = struct.unpack_from("=i", data, offset + _NLMSG.size)
+                        if code:
+                            name = errno.errorcode.get(-code, str(-code))
+                            raise AdapterError(f"listing {table} {set_name}: {name}")
+                    elif msg_type & 0xFF == _NFT_MSG_NEWSETELEM:
+                        start = offset + _NLMSG.size + _NFGENMSG.size
+                        elements = _first(data, start, end, _LIST_ELEMENTS)
+                        if elements is not None:
+                            for sub, lo, hi in _attrs(data, elements[0], elements[1]):
+                                if sub == _LIST_ELEM:
+                                    parsed = _element(data, lo, hi)
+                                    if parsed is None:
+                                        raise AdapterError(f"{set_name}: element without counter")
+                                    result.append(parsed)
+                    offset += (length + 3) & ~3
+        except OSError as exc:
+            raise AdapterError(f"listing {table} {set_name}: {exc}") from exc
+    raise AdapterError(f"listing {table} {set_name} did not end")

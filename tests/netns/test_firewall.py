@@ -197,6 +197,8 @@ def test_counters_match_the_bytes_sent_within_two_percent(router: Router) -> Non
     assert abs(up - ip_up) <= 0.02 * ip_up, (up, ip_up)
     assert abs(down - ip_down) <= 0.02 * ip_down, (down, ip_down)
     assert up > 3_000_000 and down > 4_000_000
+    # The netlink dump and nft's own listing (the fallback) agree.
+    assert router.firewall.counters() == router.firewall._counters_from_listing()
 
 
 def test_setup_touches_no_other_table_and_keeps_elements(router: Router) -> None:
