@@ -243,3 +243,24 @@ def test_nft_program_backend_behaves_the_same(router: Router) -> None:
         NftFirewall(
             lan_interface="lan0", portal_ip=ROUTER_LAN, table="nosuch", runner_factory=NftCommand
         ).counters()
+
+
+def test_unauthorized_dns_can_be_sent_to_a_restricted_resolver(router: Router) -> None:
+    """DESIGN: before login, port 53 goes to the router's restricted resolver, wherever aimed."""
+    lab = router.lab
+    lab.serve("r", "serve-dns", "5353", str(lab.log("restricted-dns")))
+    restricted = NftFirewall(
+        lan_interface="lan0", portal_ip=ROUTER_LAN, portal_port=PORTAL_PORT, dns_redirect_port=5353
+    )
+    try:
+        restricted.setup()
+        heard = upstream_heard(lab, "10.66.1.2")
+        assert lab.agent("p1", "dns", UPSTREAM, "53", timeout=1.5)["answer"]
+        assert upstream_heard(lab, "10.66.1.2") == heard
+        assert "10.66.1.2" in lab.log_lines("restricted-dns")
+        # After login the phone's DNS goes where it is sent.
+        restricted.apply(FirewallChange(authorize=frozenset({key_of(PHONE1)})))
+        assert lab.agent("p1", "dns", UPSTREAM, "53", timeout=1.5)["answer"]
+        assert upstream_heard(lab, "10.66.1.2") == heard + 1
+    finally:
+        restricted.close()
