@@ -110,6 +110,76 @@ def test_install_into_a_root_twice_keeps_the_operators_files(tmp_path: Path) -> 
     assert Path("/etc/hotspot").exists() == real_etc_before
 
 
+# Runs scripts/install for real (no --root) where the machine cannot see it: a private mount
+# namespace with an overlay over every folder it writes, a plain file in place of the sysctl it
+# sets, and no systemd in sight. The overlays' upper folders, kept in the test's tmp_path, show
+# afterwards exactly what it changed.
+SYSTEM_SCRIPT = r"""
+set -eu
+upper=$1 repo=$2
+for d in etc opt usr/local var/lib var/log; do
+    n=${d//\//_}
+    mkdir -p "$upper/u/$n" "$upper/w/$n"
+    mount -t overlay overlay -o "lowerdir=/$d,upperdir=$upper/u/$n,workdir=$upper/w/$n" "/$d"
+done
+if [ -d /run/systemd ]; then mount -t tmpfs tmpfs /run/systemd; fi
+echo 0 >"$upper/ip_forward"
+mount --bind "$upper/ip_forward" /proc/sys/net/ipv4/ip_forward
+"$repo/scripts/install"
+"$repo/scripts/install"
+echo "--- as the portal"
+runuser -u hotspot -- /usr/local/bin/hotspotctl plan add Harian --price 5000
+runuser -u hotspot -- /usr/local/bin/hotspotctl plan list
+stat -c '%n %U:%G %a' /etc/hotspot /etc/hotspot/hotspot.toml /var/lib/hotspot \
+    /var/lib/hotspot/hotspot.db
+"""
+
+
+def test_install_on_the_system_changes_only_what_it_should(tmp_path: Path) -> None:
+    require(os.geteuid() == 0, "needs root")
+    require(shutil.which("unshare") is not None, "needs unshare (util-linux)")
+    probe = _run(
+        "unshare", "-m", "--propagation", "private", "sh", "-c",
+        f"mkdir -p {tmp_path}/p/u {tmp_path}/p/w && mount -t overlay overlay -o "
+        f"lowerdir=/opt,upperdir={tmp_path}/p/u,workdir={tmp_path}/p/w /opt",
+    )  # fmt: skip
+    require(probe.returncode == 0, f"needs overlay mounts in a namespace: {probe.stderr}")
+
+    script = tmp_path / "system.sh"
+    script.write_text(SYSTEM_SCRIPT)
+    upper = tmp_path / "o"
+    result = _run(
+        "unshare", "-m", "--propagation", "private", "bash", script, upper, REPO,
+        env={"HOTSPOT_CONFIG": "/etc/hotspot/hotspot.toml"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    assert "made group hotspot" in out and "made user hotspot" in out
+    assert out.count("made user hotspot") == 1  # the second run finds it
+    assert "skipped systemctl daemon-reload" in out
+    assert "upgraded from empty" in out and "already at revision" in out
+    assert "added plan 'Harian'" in out  # user hotspot writes the database root made
+    assert "/etc/hotspot root:hotspot 750" in out
+    assert "/etc/hotspot/hotspot.toml root:hotspot 640" in out
+    assert "/var/lib/hotspot root:hotspot 2770" in out
+    assert "/var/lib/hotspot/hotspot.db root:hotspot 660" in out
+
+    changed = upper / "u"
+    passwd = (changed / "etc" / "passwd").read_text()
+    assert re.search(r"^hotspot:x:\d+:\d+:[^:]*:/var/lib/hotspot:/usr/sbin/nologin$", passwd, re.M)
+    assert (changed / "etc" / "systemd" / "system" / "hotspotd.service").exists()
+    assert (changed / "opt" / "hotspot" / "venv" / "bin" / "hotspotctl").exists()
+    # Nothing outside the folders the installer owns, apart from the accounts and sysctl.
+    touched_etc = {p.relative_to(changed / "etc").parts[0] for p in (changed / "etc").iterdir()}
+    allowed = {"hotspot", "systemd", "sysctl.d", "passwd", "group", "shadow", "gshadow",
+               "passwd-", "group-", "shadow-", "gshadow-", ".pwd.lock", "subuid", "subgid",
+               "subuid-", "subgid-"}  # fmt: skip
+    assert touched_etc <= allowed, touched_etc - allowed
+    assert {p.name for p in (changed / "usr_local").iterdir()} == {"bin"}
+    assert {p.name for p in (changed / "var_lib").iterdir()} == {"hotspot"}
+    assert (upper / "ip_forward").read_text() == "1\n"  # what it set, on the stand-in
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [(["--root"], "--root needs a directory"), (["--bogus"], "unknown argument: --bogus")],
