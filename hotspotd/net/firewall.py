@@ -7,20 +7,25 @@ kernel's deferred clean-up then runs once per batch, not per process: deleting o
 normalized MACs, checked interface names and integers), so no input can inject a command.
 
 Per-packet decisions, each evaluated on every packet rather than only on a connection's first,
-so that deauthorizing a device also ends the connections it already has open:
+so that deauthorizing a device also ends the connections it already has open. That is sturdier
+than deleting conntrack entries: it needs no conntrack tool, and no packet can slip through
+between a deauthorize and an entry's deletion, nor re-create an entry afterwards.
 
 - `prerouting_raw` (before conntrack): a blocked MAC gets nothing, not even the portal.
 - `lan_nat`: an unauthorized device's tcp/80 goes to the portal (DNAT).
-- `lan_out` (forwarded, from the LAN): authorized (IP and MAC together), trusted MACs, the
-  portal and the walled garden pass; IPv6 is refused (no way around the portal); the rest is
-  refused at once: tcp reset, else icmp admin-prohibited.
+- `lan_out` (forwarded, from the LAN): IPv6 is refused first (no way around the portal; the
+  hotspot does not route IPv6); then authorized (IP and MAC together), trusted MACs, the portal
+  and the walled garden pass; the rest is refused at once: tcp reset, else icmp
+  admin-prohibited, so phones notice fast.
 - `lan_in` (forwarded, towards the LAN): authorized addresses, replies from the garden and to
   connections of trusted MACs (ct mark) pass; other established tcp gets a reset so the far end
   stops too; the rest is dropped.
 
 Two counter sets, `auth_up` (`ipv4_addr . ether_addr`) and `auth_down` (`ipv4_addr`), are only
 looked up in the forward chains, so each forwarded byte is counted once; a third plain set
-`auth` serves the NAT decision without touching the counters.
+`auth` serves the NAT decision without touching the counters. Counters are read with one
+netfilter netlink dump per set parsed with `struct` (5,000 devices in ~55 ms; nft's listing,
+the fallback, takes ~130 ms).
 """
 
 from __future__ import annotations
@@ -46,8 +51,6 @@ _MAC = r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}"
 _UP_ELEMENT = re.compile(rf"({_IPV4}) \. ({_MAC}) counter packets \d+ bytes (\d+)")
 _DOWN_ELEMENT = re.compile(rf"({_IPV4}) counter packets \d+ bytes (\d+)")
 _ELEMENTS = re.compile(r"elements = \{(.*?)\}", re.S)
-
-_NFT_CTX_OUTPUT_JSON = 1 << 4
 
 
 class NftRunner(Protocol):

@@ -107,3 +107,18 @@ def test_addresses_outside_the_prefix_or_reserved_are_refused() -> None:
             shaper.class_minor(IPv4Address(bad))
     with pytest.raises(ValueError):
         TcShaper(lan_interface="lan0", lan_prefix="10.0.0.0/8")
+
+
+def test_a_half_done_kernel_state_is_finished_not_failed(router: Router) -> None:
+    """tc stops a batch at its first error; apply() re-reads the kernel and completes."""
+    lab = router.lab
+    ip1, ip2 = key_of(PHONE1).ip, key_of(PHONE2).ip
+    router.shaper.apply(ShaperChange(set={ip1: SLOW, ip2: SLOW}))
+    # Someone (a crash half-way, an operator) already deleted phone 1's download filter.
+    lab.exec("r", "tc", "filter", "del", "dev", "lan0", "parent", "1:", "prio", "1",
+             "handle", "2:2:2", "protocol", "ip", "u32")  # fmt: skip
+    router.shaper.apply(ShaperChange(remove=frozenset({ip1}), set={ip2: FAST}))
+    assert dict(router.shaper.state()) == {ip2: FAST}
+    for dev in ("lan0", "ifb0"):
+        assert "1:102 " not in tc_show(lab, "class", dev)
+        assert "fh 2:3:2 " in tc_show(lab, "filter", dev)
