@@ -46,6 +46,9 @@ class NetworkConfig:
     lan_prefix: ipaddress.IPv4Network = ipaddress.IPv4Network("10.66.0.0/16")
     uplink_down_bps: int = 20_000_000
     uplink_up_bps: int = 5_000_000
+    # hotspotd turns IPv4 forwarding on only once its table is built, and off with --flush,
+    # so a router that boots with forwarding off is never an open door before the daemon runs.
+    manage_forwarding: bool = True
 
 
 @dataclass(frozen=True)
@@ -197,6 +200,7 @@ def parse(data: Mapping[str, Any], source: str) -> Config:
         lan_prefix=lan_prefix,
         uplink_down_bps=t.parsed("uplink_down", units.parse_rate, d_n.uplink_down_bps, "a rate"),
         uplink_up_bps=t.parsed("uplink_up", units.parse_rate, d_n.uplink_up_bps, "a rate"),
+        manage_forwarding=t.get("manage_forwarding", bool, d_n.manage_forwarding),
     )
     if network.wan_interface == network.lan_interface:
         raise t.fail("wan_interface", "must differ from lan_interface")

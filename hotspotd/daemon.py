@@ -34,7 +34,7 @@ from hotspotd.control import ControlServer, Peer
 from hotspotd.core import codes, db, reconcile, sessions, usage, vouchers
 from hotspotd.core.models import Session
 from hotspotd.core.ports import Firewall, Rate, Shaper, normalize_mac
-from hotspotd.errors import ClientError, HotspotError, InvalidInput, NotFound
+from hotspotd.errors import AdapterError, ClientError, HotspotError, InvalidInput, NotFound
 
 log = logging.getLogger("hotspotd")
 
@@ -120,6 +120,8 @@ class Hotspotd:
                         "session %s (%s) ended while the daemon was down: %s", s.id, s.ip, reason
                     )
             plan = self.reconcile()
+            if self.cfg.network.manage_forwarding:
+                set_forwarding(True)
             log.info(
                 "kernel rebuilt from the database: +%d devices, -%d",
                 len(plan.firewall.authorize),
@@ -507,6 +509,22 @@ def _backup_job(daemon: Hotspotd) -> Callable[[], object] | None:
     return run
 
 
+IP_FORWARD = "/proc/sys/net/ipv4/ip_forward"
+
+
+def set_forwarding(on: bool) -> None:
+    """Switch IPv4 forwarding of this network namespace; AdapterError if the kernel says no."""
+    want = "1" if on else "0"
+    try:
+        with open(IP_FORWARD, "r+") as f:
+            if f.read().strip() != want:
+                f.seek(0)
+                f.write(want)
+                log.info("IPv4 forwarding %s", "on" if on else "off")
+    except OSError as exc:
+        raise AdapterError(f"cannot set {IP_FORWARD}: {exc.strerror}") from None
+
+
 def build_adapters(cfg: config_mod.Config) -> tuple[Firewall, Shaper, MacOf]:
     from hotspotd.net.firewall import NftFirewall
     from hotspotd.net.shaper import TcShaper
@@ -539,6 +557,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("signal %d: stopping; authorized devices keep forwarding", signum)
+        stop.set()
+
+    # First thing: a SIGTERM during start-up still ends cleanly, after the kernel is rebuilt.
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
@@ -548,6 +575,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg = config_mod.load(args.config)
         firewall, shaper, mac_of = build_adapters(cfg)
         if args.flush:
+            if cfg.network.manage_forwarding:
+                set_forwarding(False)  # close the door before the table that guards it goes
             firewall.teardown()
             shaper.teardown()
             log.info("removed the hotspot table and shaping; every device is cut off")
@@ -558,10 +587,10 @@ def main(argv: list[str] | None = None) -> int:
     except HotspotError as exc:
         print(f"hotspotd: {exc}", file=sys.stderr)
         return 1
-    return serve(daemon)
+    return serve(daemon, stop)
 
 
-def serve(daemon: Hotspotd) -> int:
+def serve(daemon: Hotspotd, stop: threading.Event) -> int:
     from apscheduler.schedulers.background import BackgroundScheduler
 
     server = ControlServer(daemon.cfg.daemon.control_socket, daemon.handle)
@@ -580,14 +609,6 @@ def serve(daemon: Hotspotd) -> int:
     scheduler = BackgroundScheduler(timezone=daemon.tz)
     schedule(daemon, scheduler)
     scheduler.start()
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: object) -> None:
-        log.info("signal %d: stopping; authorized devices keep forwarding", signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     log.info("serving on %s", daemon.cfg.daemon.control_socket)
     stop.wait()
     scheduler.shutdown(wait=True)

@@ -48,6 +48,7 @@ def cfg(config_file: Path, tmp_path: Path) -> config.Config:
         base,
         daemon=replace(base.daemon, control_socket=tmp_path / "run" / "control.sock"),
         free=replace(base.free, enabled=True),
+        network=replace(base.network, manage_forwarding=False),  # never the host's sysctl
     )
 
 

@@ -111,3 +111,7 @@ def test_committed_work_survives_a_new_connection(engine: Engine, db_url: str) -
     with dbmod.make_sessionmaker(other)() as s:
         assert s.scalars(select(Plan.name)).all() == ["Harian"]
     other.dispose()
+
+
+def test_fast_head_agrees_with_alembic() -> None:
+    assert schema.head_from_files() == schema.head()
