@@ -212,7 +212,9 @@ def _integrity_ok(conn: sqlite3.Connection) -> bool:
 def _snapshot(source: Path, dest: Path) -> None:
     """A consistent, self-contained copy of a live SQLite file (no -wal beside it)."""
     try:
-        src = sqlite3.connect(f"{source.as_uri()}?mode=rw", uri=True, timeout=_BUSY_TIMEOUT_S)
+        src = sqlite3.connect(
+            f"{source.resolve().as_uri()}?mode=rw", uri=True, timeout=_BUSY_TIMEOUT_S
+        )
         try:
             out = sqlite3.connect(dest)
             try:
@@ -339,7 +341,7 @@ def nightly(config: config_mod.Config, now: datetime, keep: int = NIGHTLY_KEEP) 
         log.info("nightly backup skipped: the database is not SQLite (use pg_dump)")
         return None
     folder = config.daemon.state_dir / NIGHTLY_DIR
-    folder.mkdir(mode=0o2770, exist_ok=True)
+    folder.mkdir(mode=0o2770, parents=True, exist_ok=True)
     dest = folder / f"hotspot-{now.astimezone(UTC):%Y%m%d-%H%M%S}.tar.gz"
     backup(config, dest, now=now, overwrite=True)
     ours = sorted(p for p in folder.iterdir() if _NIGHTLY_NAME.match(p.name))
@@ -564,7 +566,7 @@ def _copy_into_live(restored: Path, live: Path) -> None:
     file's WAL can never be replayed onto the wrong database, and a crash half-way rolls back.
     The file keeps its owner and mode (root:hotspot 0660).
     """
-    live_uri = f"{live.as_uri()}?mode=rw"
+    live_uri = f"{live.resolve().as_uri()}?mode=rw"
     try:
         with (
             contextlib.closing(sqlite3.connect(live_uri, uri=True, timeout=_BUSY_TIMEOUT_S)) as dst,
