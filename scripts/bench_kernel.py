@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -160,7 +161,11 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=5, help="iperf3 duration")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    lab = Lab("bench-", offloads=True)
+    for tool in ("ip", "nft", "tc", "iperf3", "timeout"):
+        if shutil.which(tool) is None:
+            print(f"bench_kernel: needs the {tool} command", file=sys.stderr)
+            return 2
+    lab = Lab("bench-", offloads=True, iperf=True)
     lab.build()
     try:
         with inside(lab.ns("r")):

@@ -2,7 +2,7 @@
 
     phone1 (10.66.1.2)  ┐
     phone2 (10.66.1.3)  ├─ switch (bridge) ─ lan0 [router] wan0 ─ upstream 198.18.0.2/.3
-    rogue  (no address) ┘                 10.66.0.1/16   198.18.0.1      (HTTP, TCP, DNS, iperf3)
+    rogue  (no address) ┘                 10.66.0.1/16   198.18.0.1      HTTP, TCP, DNS (iperf3)
 
 Names are `hst-<pid>-<role>`, so parallel runs never clash, and a run can tell its own leftovers
 from a crashed earlier run (the pid is gone) and remove them. Traffic stays between these
@@ -54,7 +54,7 @@ PHONE1 = Host("p1", "10.66.1.2", "02:66:00:00:01:02", "fd66::2")
 PHONE2 = Host("p2", "10.66.1.3", "02:66:00:00:01:03", "fd66::3")
 ROGUE = Host("rogue", None, "02:66:00:00:0e:01", None)
 
-REQUIRED_TOOLS = ("ip", "nft", "tc", "iperf3", "timeout")
+REQUIRED_TOOLS = ("ip", "nft", "tc")
 
 
 def run(*args: str, timeout: float = 30, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -116,11 +116,12 @@ def inside(name: str) -> Iterator[None]:
 
 
 class Lab:
-    def __init__(self, tag: str = "", offloads: bool = False) -> None:
+    def __init__(self, tag: str = "", offloads: bool = False, iperf: bool = False) -> None:
         """`offloads=False` makes every sender emit MTU-sized packets, as phones on Wi-Fi do;
         with veth's 64 KB GSO bursts a 2 Mbit/s class releases a quarter second at a time."""
         self.base = f"{PREFIX}{os.getpid()}-{tag}"
         self.offloads = offloads
+        self.iperf = iperf
         self.roles = ("r", "sw", "p1", "p2", "rogue", "up")
         self.procs: list[subprocess.Popen[str]] = []
         self.logdir = Path(f"/tmp/{self.base}logs")
@@ -149,7 +150,11 @@ class Lab:
         run("ip", "-n", self.ns(role), *args)
 
     def _sysctl(self, role: str, *settings: str) -> None:
-        run("ip", "netns", "exec", self.ns(role), "sysctl", "-qw", *settings)
+        """Write /proc/sys from inside the namespace (no procps needed)."""
+        with inside(self.ns(role)):
+            for setting in settings:
+                name, value = setting.split("=")
+                Path("/proc/sys", *name.split(".")).write_text(value)
 
     def _build(self) -> None:
         for role in self.roles:
@@ -203,6 +208,8 @@ class Lab:
         self.serve("up", "serve-dns", "53", str(self.log("up-dns")))
         self.serve("r", "serve-http", str(PORTAL_PORT), "PORTAL", str(self.log("portal")))
         self.serve("r", "serve-dns", "53", str(self.log("router-dns")))
+        if not self.iperf:
+            return
         for port in IPERF_PORTS:
             self.procs.append(
                 subprocess.Popen(
