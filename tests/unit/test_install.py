@@ -73,8 +73,9 @@ def test_install_into_a_root_twice_keeps_the_operators_files(tmp_path: Path) -> 
     for unit in UNITS:
         installed = root / "etc" / "systemd" / "system" / unit
         assert installed.read_text() == (REPO / "systemd" / unit).read_text()
+    # Forwarding off at boot: hotspotd turns it on once its table is built.
     sysctl = (root / "etc" / "sysctl.d" / "90-hotspot.conf").read_text()
-    assert "net.ipv4.ip_forward = 1" in sysctl
+    assert re.search(r"^net\.ipv4\.ip_forward = 0$", sysctl, re.M)
     assert "skipped systemctl daemon-reload" in first.stdout
     assert "no user or group made" in first.stdout
 
@@ -111,8 +112,8 @@ def test_install_into_a_root_twice_keeps_the_operators_files(tmp_path: Path) -> 
 
 
 # Runs scripts/install for real (no --root) where the machine cannot see it: a private mount
-# namespace with an overlay over every folder it writes, a plain file in place of the sysctl it
-# sets, and no systemd in sight. The overlays' upper folders, kept in the test's tmp_path, show
+# namespace with an overlay over every folder it writes, a plain file in place of the forwarding
+# sysctl, and no systemd in sight. The overlays' upper folders, kept in the test's tmp_path, show
 # afterwards exactly what it changed.
 SYSTEM_SCRIPT = r"""
 set -eu
@@ -123,7 +124,7 @@ for d in etc opt usr/local var/lib var/log; do
     mount -t overlay overlay -o "lowerdir=/$d,upperdir=$upper/u/$n,workdir=$upper/w/$n" "/$d"
 done
 if [ -d /run/systemd ]; then mount -t tmpfs tmpfs /run/systemd; fi
-echo 0 >"$upper/ip_forward"
+echo 0 >"$upper/ip_forward"  # a stand-in: nothing here may switch the machine's forwarding
 mount --bind "$upper/ip_forward" /proc/sys/net/ipv4/ip_forward
 "$repo/scripts/install"
 "$repo/scripts/install"
@@ -177,7 +178,7 @@ def test_install_on_the_system_changes_only_what_it_should(tmp_path: Path) -> No
     assert touched_etc <= allowed, touched_etc - allowed
     assert {p.name for p in (changed / "usr_local").iterdir()} == {"bin"}
     assert {p.name for p in (changed / "var_lib").iterdir()} == {"hotspot"}
-    assert (upper / "ip_forward").read_text() == "1\n"  # what it set, on the stand-in
+    assert (upper / "ip_forward").read_text() == "0\n"  # not applied while installing
 
 
 @pytest.mark.parametrize(
@@ -264,6 +265,9 @@ def test_daemon_unit_bounds_root_to_two_capabilities_and_keeps_the_network() -> 
     assert _unit_values(UNITS[0], "RuntimeDirectory") == ["hotspotd"]
     assert _unit_values(UNITS[0], "RuntimeDirectoryPreserve") == ["yes"]
     assert _unit_values(UNITS[0], "Group") == ["hotspot"]
+    # hotspotd switches IPv4 forwarding itself: that one tunable stays writable.
+    assert _unit_values(UNITS[0], "ProtectKernelTunables") == ["yes"]
+    assert _unit_values(UNITS[0], "ReadWritePaths") == ["/proc/sys/net/ipv4/ip_forward"]
 
 
 def test_portal_unit_has_no_capabilities_and_reaches_the_state_dir() -> None:
