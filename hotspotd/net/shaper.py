@@ -4,24 +4,25 @@ Layout, the same on both devices (the LAN's ingress is redirected to the ifb wit
 upload can be shaped as egress there):
 
 - root qdisc `1:` htb, `default fffe`; class `1:ffff` at the uplink's capacity; class `1:fffe`
-  under it for what no device class claims (the router's own traffic, unshaped devices).
-- one class per device, `1:<offset>`, where offset is the address's position in the LAN prefix:
-  stable per IP, readable (10.66.1.5 in 10.66.0.0/16 is `1:105`), and the reason the prefix is
-  at most a /16 (class minors are 16 bits; offsets 0xfffe and 0xffff are ours, and offset 1,
-  the router's usual address, is refused because its leaf handle would be the root's `1:`).
-- u32 filters in a hash table of 256 buckets keyed on the address's last octet: one rule in
-  `800:` links into table `2:`, and each device's filter sits in its bucket with the handle
-  `2:<last octet>:<third octet + 1>`, also stable per IP, so deleting needs no lookup and a
-  bucket never comes near u32's 4,095 nodes. Classifying costs the same for 5 or 5,000 devices.
+  under it for what no device class claims (the router's own traffic).
+- GROUPS group classes `1:<g+1>` under `1:ffff` (ceil: the uplink), each holding an inner htb
+  qdisc `<0x10+g>:` with its own root class `<0x10+g>:ffff` at the uplink. A device belongs to
+  group (last octet mod GROUPS). Why: creating an HTB class walks every class of its qdisc (to
+  rebind filters), so 5,000 classes in one qdisc cost ~2 s per direction, quadratic; spread over
+  64 qdiscs they cost ~0.6 s. Measured on this kernel, 5,000 devices with leaves, one device.
+- one class per device, `<0x10+g>:<offset>`, where offset is the address's position in the LAN
+  prefix: stable per IP, readable (10.66.1.5 in 10.66.0.0/16 is `15:105`), and the reason the
+  prefix is at most a /16 (class minors are 16 bits; offsets 0xfffe and 0xffff are ours).
+- u32 filters in hash tables of 256 buckets keyed on the address's last octet: in `1:`, one
+  filter per bucket sends the bucket to its group; in each group's qdisc, each device's filter
+  sits in its bucket with the handle `2:<last octet>:<third octet + 1>`, stable per IP, so
+  deleting needs no lookup and a bucket never comes near u32's 4,095 nodes. Classifying costs
+  two hash lookups for 5 or 5,000 devices. Addresses with no device filter (trusted, unshaped)
+  leave their group's qdisc unshaped, still within the uplink.
 - a leaf qdisc per device class: fq_codel if the kernel has it, else sfq, else a pfifo holding
   ~100 ms at the class's rate. HTB's own default leaf would be a pfifo as long as the device's
   txqueuelen: 1,000 packets, six seconds of queue at 2 Mbit/s, and the phone's every click waits
-  behind its own download. Leaves get the explicit handle `<offset>:`, because letting the
-  kernel pick one scans every qdisc on the device each time.
-
-Creating an HTB class costs time proportional to the classes already there (the kernel walks
-them all to rebind filters), so building 5,000 devices is quadratic and ~1.3 s per direction
-on the development machines, whatever the daemon does; changing a rate does not walk.
+  behind its own download.
 
 Changes go through one `tc -batch -` per apply: pyroute2's u32 encoder has no
 divisor/hashkey/link, and pyroute2 with one call per operation is ~6x slower than one batch
@@ -52,6 +53,8 @@ from hotspotd.errors import AdapterError
 _IFNAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
 PARENT_MINOR = 0xFFFF
 DEFAULT_MINOR = 0xFFFE
+GROUP_MAJOR = 0x10  # group g's qdisc is (GROUP_MAJOR + g):
+GROUPS = 64
 UNLIMITED_BPS = 10_000_000_000  # an uplink of unknown capacity
 LEAF_CANDIDATES = ("fq_codel", "sfq", "pfifo")
 QUEUE_SECONDS = 0.1  # a pfifo leaf holds this much at its class rate
@@ -70,6 +73,7 @@ class TcShaper:
         lan_interface: str,
         lan_prefix: IPv4Network | str,
         ifb: str = "ifb-hotspot",
+        groups: int = GROUPS,
         leaf_candidates: tuple[str, ...] = LEAF_CANDIDATES,
         tc: str = "tc",
         timeout: float = 60.0,
@@ -80,6 +84,9 @@ class TcShaper:
         prefix = IPv4Network(lan_prefix)
         if prefix.prefixlen < 16:
             raise ValueError(f"LAN prefix {prefix} is larger than a /16: class ids are 16 bits")
+        if groups not in (1, 2, 4, 8, 16, 32, 64, 128, 256):
+            raise ValueError("groups must be a power of two up to 256 (buckets are 256)")
+        self._groups = groups
         self._lan = lan_interface
         self._ifb = ifb
         self._prefix = prefix
@@ -171,7 +178,7 @@ class TcShaper:
         if ip not in self._prefix:
             raise ValueError(f"{ip} is not in the LAN prefix {self._prefix}")
         offset = int(ip) - int(self._prefix.network_address)
-        if not 1 < offset < DEFAULT_MINOR:
+        if not 0 < offset < DEFAULT_MINOR:
             raise ValueError(f"{ip} cannot be shaped: its class id is reserved")
         return offset
 
@@ -202,57 +209,89 @@ class TcShaper:
     def _dev(self, direction: Direction) -> tuple[str, str]:
         return (self._lan, "dst") if direction == "down" else (self._ifb, "src")
 
+    def group_major(self, ip: IPv4Address) -> int:
+        """Handle major of the group qdisc that holds the device's class."""
+        return GROUP_MAJOR + (int(ip) & 0xFF) % self._groups
+
     def _device_set(self, ip: IPv4Address, direction: Direction, bps: int, new: bool) -> list[str]:
         dev, field = self._dev(direction)
-        minor = self.class_minor(ip)
+        minor, major = self.class_minor(ip), self.group_major(ip)
+        cls = f"{major:x}:{minor:x}"
         lines = [
-            f"class replace dev {dev} parent 1:{PARENT_MINOR:x} classid 1:{minor:x}"
+            f"class replace dev {dev} parent {major:x}:{PARENT_MINOR:x} classid {cls}"
             f" htb rate {bps}bit ceil {bps}bit"
         ]
         if self._leaf is not None and (new or self._leaf == "pfifo"):
-            lines.append(
-                f"qdisc replace dev {dev} parent 1:{minor:x} handle {minor:x}:"
-                f" {_leaf_args(self._leaf, bps)}"
-            )
+            # No handle: the kernel numbers leaves from 8000: up, clear of the group qdiscs.
+            lines.append(f"qdisc replace dev {dev} parent {cls} {_leaf_args(self._leaf, bps)}")
         if new:
             lines.append(
-                f"filter replace dev {dev} parent 1: prio 1 handle {_filter_handle(ip)}"
+                f"filter replace dev {dev} parent {major:x}: prio 1 handle {_filter_handle(ip)}"
                 f" protocol ip u32 ht 2:{int(ip) & 0xFF:x}: match ip {field} {ip}/32"
-                f" flowid 1:{minor:x}"
+                f" flowid {cls}"
             )
         return lines
 
     def _device_del(self, ip: IPv4Address, direction: Direction) -> list[str]:
         dev, _ = self._dev(direction)
+        major = self.group_major(ip)
         return [
-            f"filter del dev {dev} parent 1: prio 1 handle {_filter_handle(ip)} protocol ip u32",
-            f"class del dev {dev} classid 1:{self.class_minor(ip):x}",
+            f"filter del dev {dev} parent {major:x}: prio 1 handle {_filter_handle(ip)}"
+            " protocol ip u32",
+            f"class del dev {dev} classid {major:x}:{self.class_minor(ip):x}",
         ]
 
     def _top_classes(self, dev: str, bps: int, verb: str) -> list[str]:
-        return [
+        share = max(8, bps // self._groups)
+        lines = [
             f"class {verb} dev {dev} parent 1: classid 1:{PARENT_MINOR:x}"
             f" htb rate {bps}bit ceil {bps}bit",
             f"class {verb} dev {dev} parent 1:{PARENT_MINOR:x} classid 1:{DEFAULT_MINOR:x}"
-            f" htb rate {bps}bit ceil {bps}bit",
+            f" htb rate {share}bit ceil {bps}bit",
+        ]
+        for group in range(self._groups):
+            major = GROUP_MAJOR + group
+            lines.append(
+                f"class {verb} dev {dev} parent 1:{PARENT_MINOR:x} classid 1:{group + 1:x}"
+                f" htb rate {share}bit ceil {bps}bit"
+            )
+            if verb == "add":
+                lines.append(f"qdisc add dev {dev} parent 1:{group + 1:x} handle {major:x}: htb")
+            lines.append(
+                f"class {verb} dev {dev} parent {major:x}: classid {major:x}:{PARENT_MINOR:x}"
+                f" htb rate {bps}bit ceil {bps}bit"
+            )
+        return lines
+
+    def _hash_table(self, dev: str, parent: str, field: str) -> list[str]:
+        offset = 16 if field == "dst" else 12
+        return [
+            f"filter add dev {dev} parent {parent} prio 1 handle 2: protocol ip u32 divisor 256",
+            f"filter add dev {dev} parent {parent} prio 1 protocol ip u32 ht 800::"
+            f" match ip {field} {self._prefix} hashkey mask 0x000000ff at {offset} link 2:",
         ]
 
     def _root(self, dev: str, bps: int, field: str) -> list[str]:
-        offset = 16 if field == "dst" else 12
-        return [
+        lines = [
             f"qdisc add dev {dev} root handle 1: htb default {DEFAULT_MINOR:x}",
             *self._top_classes(dev, bps, "add"),
-            f"filter add dev {dev} parent 1: prio 1 handle 2: protocol ip u32 divisor 256",
-            f"filter add dev {dev} parent 1: prio 1 protocol ip u32 ht 800::"
-            f" match ip {field} {self._prefix} hashkey mask 0x000000ff at {offset} link 2:",
+            *self._hash_table(dev, "1:", field),
         ]
+        for bucket in range(256):
+            lines.append(
+                f"filter add dev {dev} parent 1: prio 1 handle 2:{bucket:x}:1 protocol ip u32"
+                f" ht 2:{bucket:x}: match u32 0 0 flowid 1:{bucket % self._groups + 1:x}"
+            )
+        for group in range(self._groups):
+            lines.extend(self._hash_table(dev, f"{GROUP_MAJOR + group:x}:", field))
+        return lines
 
     def _detect_leaf(self, down_bps: int, up_bps: int) -> str | None:
         """Try each candidate on the default class; the first the kernel accepts is the leaf."""
         for kind in self._leaf_candidates:
             ok = True
             for dev, bps in ((self._lan, down_bps), (self._ifb, up_bps)):
-                where = ["parent", f"1:{DEFAULT_MINOR:x}", "handle", f"{DEFAULT_MINOR:x}:"]
+                where = ["parent", f"1:{DEFAULT_MINOR:x}"]
                 proc = self._tc_run(
                     ["qdisc", "replace", "dev", dev, *where, *_leaf_args(kind, bps).split()]
                 )
@@ -270,7 +309,10 @@ class TcShaper:
         self._leaf_known = True
 
     def _is_built(self, dev: str) -> bool:
-        return any(q.get("kind") == "htb" and q.get("handle") == "1:" for q in self._qdiscs(dev))
+        """Our layout with this many groups: root `1:` and the last group's qdisc, no more."""
+        handles = {q.get("handle") for q in self._qdiscs(dev) if q.get("kind") == "htb"}
+        last, beyond = GROUP_MAJOR + self._groups - 1, GROUP_MAJOR + self._groups
+        return {"1:", f"{last:x}:"} <= handles and f"{beyond:x}:" not in handles
 
     def _qdiscs(self, dev: str) -> list[dict[str, object]]:
         proc = self._tc_run(["-j", "qdisc", "show", "dev", dev])
@@ -323,12 +365,12 @@ class TcShaper:
 
     def _device_rates(self, dev: str) -> dict[IPv4Address, int]:
         base = int(self._prefix.network_address)
+        groups = range(GROUP_MAJOR, GROUP_MAJOR + self._groups)
         rates: dict[IPv4Address, int] = {}
         for handle, parent, bps in _htb_classes(dev):
-            minor = handle & 0xFFFF
-            if parent != (1 << 16 | PARENT_MINOR) or minor >= DEFAULT_MINOR:
-                continue
-            rates[IPv4Address(base + minor)] = bps
+            major, minor = handle >> 16, handle & 0xFFFF
+            if major in groups and parent == (major << 16 | PARENT_MINOR) and minor < DEFAULT_MINOR:
+                rates[IPv4Address(base + minor)] = bps
         return rates
 
 

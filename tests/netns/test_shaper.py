@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from ipaddress import IPv4Address
 
 import pytest
@@ -59,21 +60,22 @@ def test_state_reads_rates_back_from_the_kernel(router: Router) -> None:
     assert fresh.state()[ip1] == Rate(1_000_000, 256_000)
 
 
-def tc_show(lab: Lab, what: str, dev: str) -> str:
-    return lab.exec("r", "tc", what, "show", "dev", dev).stdout
+def tc_show(lab: Lab, what: str, dev: str, *where: str) -> str:
+    return lab.exec("r", "tc", what, "show", "dev", dev, *where).stdout
 
 
 def test_removing_a_device_removes_its_class_and_filter(router: Router) -> None:
     lab = router.lab
-    ip = key_of(PHONE1).ip  # 10.66.1.2: class 1:102, filter 2:2:2
+    ip = key_of(PHONE1).ip  # 10.66.1.2: group qdisc 12:, class 12:102, filter 2:2:2
+    assert router.shaper.group_major(ip) == 0x12
     router.shaper.apply(ShaperChange(set={ip: SLOW}))
     for dev in ("lan0", "ifb0"):
-        assert "1:102 " in tc_show(lab, "class", dev)
-        assert "fh 2:2:2 " in tc_show(lab, "filter", dev)
+        assert "class htb 12:102 parent 12:ffff" in tc_show(lab, "class", dev)
+        assert "fh 2:2:2 " in tc_show(lab, "filter", dev, "parent", "12:")
     router.shaper.apply(ShaperChange(remove=frozenset({ip})))
     for dev in ("lan0", "ifb0"):
-        assert "1:102 " not in tc_show(lab, "class", dev)
-        assert "fh 2:2:2 " not in tc_show(lab, "filter", dev)
+        assert "12:102 " not in tc_show(lab, "class", dev)
+        assert "fh 2:2:2 " not in tc_show(lab, "filter", dev, "parent", "12:")
     assert ip not in router.shaper.state()
 
 
@@ -91,18 +93,20 @@ def test_leaf_qdisc_is_detected_not_assumed(router: Router) -> None:
     ip = key_of(PHONE1).ip
     shaper.apply(ShaperChange(set={ip: SLOW}))
     qdiscs = tc_show(lab, "qdisc", "lan0")
-    assert "qdisc bfifo 102: parent 1:102" in qdiscs
-    assert "qdisc bfifo fffe: parent 1:fffe" in qdiscs
+    assert re.search(r"qdisc bfifo \w+: parent 12:102 ", qdiscs)
+    assert re.search(r"qdisc bfifo \w+: parent 1:fffe ", qdiscs)
     default = TcShaper(lan_interface="lan0", lan_prefix=LAN_PREFIX, ifb="ifb0")
     default.setup(UPLINK)  # already built: keeps the layout, finds the leaf in use
     default.apply(ShaperChange(set={IPv4Address("10.66.1.3"): SLOW}))
-    assert "qdisc bfifo 103: parent 1:103" in tc_show(lab, "qdisc", "lan0")
+    assert re.search(r"qdisc bfifo \w+: parent 13:103 ", tc_show(lab, "qdisc", "lan0"))
 
 
 def test_addresses_outside_the_prefix_or_reserved_are_refused() -> None:
     shaper = TcShaper(lan_interface="lan0", lan_prefix=LAN_PREFIX)
     assert shaper.class_minor(IPv4Address("10.66.1.5")) == 0x105
-    for bad in ("10.67.0.5", "10.66.0.1", "10.66.255.254", "10.66.255.255"):
+    assert shaper.group_major(IPv4Address("10.66.1.5")) == 0x15
+    assert shaper.group_major(IPv4Address("10.66.7.69")) == 0x15  # 69 % 64 == 5
+    for bad in ("10.67.0.5", "10.66.0.0", "10.66.255.254", "10.66.255.255"):
         with pytest.raises(ValueError):
             shaper.class_minor(IPv4Address(bad))
     with pytest.raises(ValueError):
@@ -115,10 +119,10 @@ def test_a_half_done_kernel_state_is_finished_not_failed(router: Router) -> None
     ip1, ip2 = key_of(PHONE1).ip, key_of(PHONE2).ip
     router.shaper.apply(ShaperChange(set={ip1: SLOW, ip2: SLOW}))
     # Someone (a crash half-way, an operator) already deleted phone 1's download filter.
-    lab.exec("r", "tc", "filter", "del", "dev", "lan0", "parent", "1:", "prio", "1",
+    lab.exec("r", "tc", "filter", "del", "dev", "lan0", "parent", "12:", "prio", "1",
              "handle", "2:2:2", "protocol", "ip", "u32")  # fmt: skip
     router.shaper.apply(ShaperChange(remove=frozenset({ip1}), set={ip2: FAST}))
     assert dict(router.shaper.state()) == {ip2: FAST}
     for dev in ("lan0", "ifb0"):
-        assert "1:102 " not in tc_show(lab, "class", dev)
-        assert "fh 2:3:2 " in tc_show(lab, "filter", dev)
+        assert "12:102 " not in tc_show(lab, "class", dev)
+        assert "fh 2:3:2 " in tc_show(lab, "filter", dev, "parent", "13:")
