@@ -378,7 +378,6 @@ class NftFirewall:
                 "ether saddr @trusted return",
                 "ip saddr . ether saddr @auth return",
                 *nat_dns,
-                f"ip daddr {self._portal_ip} return",
                 "ip daddr @garden return",
                 "ip daddr @garden_dns return",
                 f"tcp dport 80 dnat ip to {portal}",

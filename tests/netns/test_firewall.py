@@ -54,6 +54,8 @@ def test_unauthorized_http_is_redirected_to_the_portal(router: Router) -> None:
     answer = http(lab, "p1")
     assert answer["ok"] and answer["body"] == "PORTAL"
     assert upstream_heard(lab, "10.66.1.2") == heard
+    # Typing the router's own address gets the portal too, whatever port it listens on.
+    assert http(lab, "p1", ROUTER_LAN)["body"] == "PORTAL"
 
 
 def test_unauthorized_other_tcp_is_reset_within_a_second(router: Router) -> None:
