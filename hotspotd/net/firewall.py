@@ -103,7 +103,7 @@ class LibNftables:
             out: bytes | None = self._lib.nft_ctx_get_output_buffer(self._ctx)
             err: bytes | None = self._lib.nft_ctx_get_error_buffer(self._ctx)
         if rc != 0:
-            raise AdapterError(f"nft failed: {(err or b'').decode(errors='replace').strip()}")
+            raise AdapterError(f"nft failed: {_brief((err or b'').decode(errors='replace'))}")
         return (out or b"").decode()
 
     def close(self) -> None:
@@ -132,11 +132,17 @@ class NftCommand:
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise AdapterError(f"cannot run {self._program}: {exc}") from exc
         if proc.returncode != 0:
-            raise AdapterError(f"nft failed: {proc.stderr.decode(errors='replace').strip()}")
+            raise AdapterError(f"nft failed: {_brief(proc.stderr.decode(errors='replace'))}")
         return proc.stdout.decode()
 
     def close(self) -> None:
         """Nothing is held between calls."""
+
+
+def _brief(message: str, limit: int = 2000) -> str:
+    """nft echoes the failing command, which can hold 5,000 elements: keep logs readable."""
+    text = message.strip()
+    return text if len(text) <= limit else f"{text[:limit]} ... ({len(text) - limit} more chars)"
 
 
 def default_runner() -> NftRunner:
