@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from hotspotd import config as config_mod
 from hotspotd import schema
+from hotspotd.backup import backup_command, restore_command
 from hotspotd.control import ControlClient
 from hotspotd.core import codes, db, plans, units, vouchers
 from hotspotd.core.models import Plan, Voucher, VoucherState
@@ -613,6 +614,10 @@ _mac_command("trust", "Let a device (by MAC) through without login, e.g. the war
 _mac_command("untrust", "Make a trusted device log in like everyone else.")
 _mac_command("block", "Block a device (by MAC): no internet, not even the portal.")
 _mac_command("unblock", "Lift a block.")
+
+
+cli.add_command(backup_command)  # hotspotctl backup FILE [--force]
+cli.add_command(restore_command)  # hotspotctl restore FILE [--yes]
 
 
 def main() -> NoReturn:

@@ -571,6 +571,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # APScheduler says "Running job ..." at INFO every poll: the journal would be nothing else.
+    logging.getLogger("apscheduler").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     try:
         cfg = config_mod.load(args.config)
         firewall, shaper, mac_of = build_adapters(cfg)
