@@ -71,18 +71,22 @@ class NeighbourTable:
         from scapy.layers.l2 import ARP, Ether
         from scapy.sendrecv import srp
 
-        source = self._own_address()
-        request = Ether(dst="ff:ff:ff:ff:ff:ff") / ARP(
-            # Without an address of our own, an RFC 5227 probe (sender 0.0.0.0) still gets replies.
+        # Every field explicit: scapy's defaults come from the interfaces of the namespace it
+        # was first imported in, which need not be this one.
+        own_mac, own_ip = self._own_addresses()
+        request = Ether(src=own_mac, dst="ff:ff:ff:ff:ff:ff") / ARP(
             op="who-has",
+            hwsrc=own_mac,
+            # Without an address of our own, an RFC 5227 probe (sender 0.0.0.0) still gets replies.
+            psrc=str(own_ip or IPv4Address(0)),
+            hwdst="00:00:00:00:00:00",
             pdst=str(ip),
-            psrc=str(source or IPv4Address(0)),
         )
         try:
             answered, _ = srp(
                 request, iface=self._lan, timeout=self._timeout, multi=True, verbose=False
             )
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             raise AdapterError(f"ARP probe on {self._lan}: {exc}") from exc
         macs: list[str] = []
         for _, reply in answered:
@@ -92,13 +96,15 @@ class NeighbourTable:
                     macs.append(mac)
         return macs
 
-    def _own_address(self) -> IPv4Address | None:
+    def _own_addresses(self) -> tuple[str, IPv4Address | None]:
+        """The LAN interface's MAC and first IPv4 address (None if it has none)."""
         with IPRoute() as ipr:
             index = ipr.link_lookup(ifname=self._lan)
             if not index:
                 raise AdapterError(f"no interface {self._lan}")
+            mac = ipr.get_links(index[0])[0].get_attr("IFLA_ADDRESS")
             for addr in ipr.get_addr(family=2, index=index[0]):
                 value = addr.get_attr("IFA_ADDRESS")
                 if value:
-                    return IPv4Address(value)
-        return None
+                    return str(mac), IPv4Address(value)
+        return str(mac), None

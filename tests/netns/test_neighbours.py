@@ -7,6 +7,10 @@ from ipaddress import IPv4Address
 
 import pytest
 
+# Imported here, in the host's namespace, on purpose: scapy takes its default interface and
+# addresses from where it is first imported, and the probe must not depend on them.
+import scapy.all  # noqa: F401
+
 from hotspotd.net.neighbours import TRUSTED_STATES, NeighbourTable
 from tests.netns.conftest import PHONE1, PHONE2, key_of
 from tests.netns.lab import ROGUE, ROUTER_LAN, Lab, inside
