@@ -194,7 +194,7 @@ class NftFirewall:
 
     def setup(self) -> None:
         """Create or update our table in one transaction; set elements survive (restart-safe)."""
-        self._run(self._ruleset())
+        self._run(self.ruleset())
 
     def teardown(self) -> None:
         # "add" first makes the delete succeed whether or not the table exists.
@@ -357,7 +357,9 @@ class NftFirewall:
             macs_of.setdefault(key.ip, set()).add(key.mac)
         self._macs_of = macs_of
 
-    def _ruleset(self) -> str:
+    def ruleset(self) -> str:
+        """The nft script setup() runs. Loaded at boot (e.g. from /etc/nftables.conf) it closes
+        the door before hotspotd starts: with no table at all, the router forwards everyone."""
         t = f"inet {self._table}"
         lan = f'"{self._lan}"'
         portal = f"{self._portal_ip}:{self._portal_port}"

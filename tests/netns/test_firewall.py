@@ -266,3 +266,22 @@ def test_unauthorized_dns_can_be_sent_to_a_restricted_resolver(router: Router) -
         assert upstream_heard(lab, "10.66.1.2") == heard + 1
     finally:
         restricted.close()
+
+
+def test_ruleset_loaded_at_boot_closes_the_door_before_the_daemon(router: Router) -> None:
+    lab = router.lab
+    router.firewall.teardown()
+    authorize_nothing = router.firewall.ruleset()
+    subprocess.run(
+        ["ip", "netns", "exec", lab.ns("r"), "nft", "-f", "-"],
+        input=authorize_nothing,
+        text=True,
+        check=True,
+        timeout=10,
+    )
+    assert http(lab, "p1")["body"] == "PORTAL"
+    router.firewall.setup()  # the daemon starts: same table, nothing lost, nothing doubled
+    authorize(router, PHONE1)
+    assert http(lab, "p1")["body"] == "UPSTREAM"
+    listing = lab.exec("r", "nft", "list", "chain", "inet", "hotspot", "lan_out").stdout
+    assert listing.count("@auth_up") == 1
