@@ -464,6 +464,7 @@ _NFT_MSG_NEWSETELEM, _NFT_MSG_GETSETELEM = 12, 13
 _NFPROTO_INET = 1
 _NLM_F_REQUEST_DUMP = 0x1 | 0x300
 _NLMSG_ERROR, _NLMSG_DONE = 2, 3
+_NLM_F_DUMP_INTR = 0x10
 _LIST_TABLE, _LIST_SET, _LIST_ELEMENTS = 1, 2, 3
 _LIST_ELEM = 1
 _ELEM_KEY, _ELEM_EXPR, _ELEM_EXPRESSIONS = 1, 7, 11
@@ -537,13 +538,28 @@ def _element(data: bytes, lo: int, hi: int) -> tuple[bytes, int] | None:
     return (key, count) if key is not None and count is not None else None
 
 
-def dump_set_counters(table: str, set_name: str) -> list[tuple[bytes, int]]:
-    """(key as the kernel stores it, counted bytes) of every element of `inet table set`."""
+def dump_set_counters(table: str, set_name: str, attempts: int = 5) -> list[tuple[bytes, int]]:
+    """(key as the kernel stores it, counted bytes) of every element of `inet table set`.
+
+    A dump that spans several messages resumes by skipping the elements already sent; if the
+    kernel resizes the hash table in between (it does so in the background after a big add),
+    some elements come twice and as many never. Such a dump, or one the kernel marks as
+    interrupted, is repeated.
+    """
+    for _ in range(attempts):
+        result, interrupted = _dump_once(table, set_name)
+        if not interrupted and len({key for key, _ in result}) == len(result):
+            return result
+    raise AdapterError(f"listing {table} {set_name}: inconsistent after {attempts} attempts")
+
+
+def _dump_once(table: str, set_name: str) -> tuple[list[tuple[bytes, int]], bool]:
     body = _NFGENMSG.pack(_NFPROTO_INET, 0, 0)
     body += _nla(_LIST_TABLE, table.encode() + b"\0") + _nla(_LIST_SET, set_name.encode() + b"\0")
     kind = (_NFNL_SUBSYS_NFTABLES << 8) | _NFT_MSG_GETSETELEM
     request = _NLMSG.pack(_NLMSG.size + len(body), kind, _NLM_F_REQUEST_DUMP, 1, 0) + body
     result: list[tuple[bytes, int]] = []
+    interrupted = False
     try:
         sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, _NETLINK_NETFILTER)
     except OSError as exc:
@@ -556,12 +572,13 @@ def dump_set_counters(table: str, set_name: str) -> list[tuple[bytes, int]]:
                 data = sock.recv(1 << 20)
                 offset = 0
                 while offset + _NLMSG.size <= len(data):
-                    length, msg_type, _flags, _seq, _pid = _NLMSG.unpack_from(data, offset)
+                    length, msg_type, flags, _seq, _pid = _NLMSG.unpack_from(data, offset)
                     if length < _NLMSG.size:
                         raise AdapterError("malformed netlink message")
                     end = offset + length
+                    interrupted = interrupted or bool(flags & _NLM_F_DUMP_INTR)
                     if msg_type == _NLMSG_DONE:
-                        return result
+                        return result, interrupted
                     if msg_type == _NLMSG_ERROR:
                         (code,) = struct.unpack_from("=i", data, offset + _NLMSG.size)
                         if code:

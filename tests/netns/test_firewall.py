@@ -285,3 +285,19 @@ def test_ruleset_loaded_at_boot_closes_the_door_before_the_daemon(router: Router
     assert http(lab, "p1")["body"] == "UPSTREAM"
     listing = lab.exec("r", "nft", "list", "chain", "inet", "hotspot", "lan_out").stdout
     assert listing.count("@auth_up") == 1
+
+
+def test_a_dump_torn_by_a_hash_resize_is_repeated(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Seen once under load: a multi-message dump, resumed by skipping, after the kernel grew
+    the hash table in the background, gave some elements twice and others never."""
+    import hotspotd.net.firewall as firewall_module
+
+    whole = [(bytes([n]), n) for n in range(100)]
+    torn = whole[:43] + whole[20:77]  # as many elements, 23 of them twice, 23 never
+    answers = [(torn, False), (whole, True), (whole, False)]
+    monkeypatch.setattr(firewall_module, "_dump_once", lambda table, name: answers.pop(0))
+    assert firewall_module.dump_set_counters("hotspot", "auth_up") == whole
+    assert answers == []  # the torn and the interrupted dumps were both retried
+    monkeypatch.setattr(firewall_module, "_dump_once", lambda table, name: (torn, False))
+    with pytest.raises(AdapterError, match="inconsistent"):
+        firewall_module.dump_set_counters("hotspot", "auth_up")
