@@ -32,7 +32,7 @@ from hotspotd import config as config_mod
 from hotspotd import schema
 from hotspotd.control import ControlServer, Peer
 from hotspotd.core import codes, db, reconcile, sessions, usage, vouchers
-from hotspotd.core.models import Session
+from hotspotd.core.models import AuditEvent, Session
 from hotspotd.core.ports import Firewall, Rate, Shaper, normalize_mac
 from hotspotd.errors import AdapterError, ClientError, HotspotError, InvalidInput, NotFound
 
@@ -301,6 +301,11 @@ class Hotspotd:
             kicked = _sessions_of(tx, target, self.cfg.network.lan_prefix)
             for s in kicked:
                 sessions.end(tx, s, self.clock.now(), sessions.EndCause.KICKED)
+                tx.add(
+                    AuditEvent(
+                        at=self.clock.now(), actor=str(peer), action="session.kick", subject=s.mac
+                    )
+                )
             ips = [s.ip for s in kicked]
         self.reconcile()
         return {"kicked": ips}
