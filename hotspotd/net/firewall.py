@@ -428,6 +428,8 @@ class NftFirewall:
             lines.extend(f"add rule {t} {name} {rule}" for rule in chain_rules)
         return "\n".join(lines) + "\n"
 
+    _ruleset = ruleset  # the name tests/unit/test_install.py knew it by; prefer ruleset()
+
 
 def _trusted_key(ip: IPv4Address, mac: str) -> DeviceKey:
     """A DeviceKey from values the kernel gave us, skipping re-validation: it costs ~17 us a
