@@ -23,20 +23,30 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from ipaddress import IPv4Address
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session as DB
 
 from hotspotd import config as config_mod
 from hotspotd import schema
-from hotspotd.control import ControlServer, Peer
+from hotspotd.control import ControlError, ControlServer, Peer
 from hotspotd.core import codes, db, reconcile, sessions, usage, vouchers
 from hotspotd.core.models import AuditEvent, Session
 from hotspotd.core.ports import Firewall, Rate, Shaper, normalize_mac
-from hotspotd.errors import AdapterError, ClientError, HotspotError, InvalidInput, NotFound
+from hotspotd.core.throttle import GuessThrottle
+from hotspotd.errors import (
+    AdapterError,
+    ClientError,
+    HotspotError,
+    InvalidInput,
+    NotFound,
+    VoucherRejected,
+    VoucherTypo,
+)
 
 log = logging.getLogger("hotspotd")
+T = TypeVar("T")
 
 OPERATOR_OPS = frozenset(
     {"kick", "extend", "trust", "untrust", "block", "unblock", "reconcile", "online"}
@@ -94,6 +104,9 @@ class Hotspotd:
         self.started_at: datetime | None = None
         self.throughput: dict[int, Throughput] = {}
         self.names: dict[str, tuple[str | None, str | None]] = {}  # MAC -> DHCP hostname, vendor
+        # Wrong codes per device and overall. Here, not in the portal: this one process sees
+        # every code of every portal worker, so the count cannot be split or reset by them.
+        self.guesses = GuessThrottle()
 
     # -- transactions -----------------------------------------------------------------------
 
@@ -227,10 +240,61 @@ class Hotspotd:
                 )
             else:
                 assert code is not None
-                result = sessions.login_voucher(tx, ip=ip, mac=mac, code=code, now=now)
+                result = self._code_attempt(
+                    ip,
+                    lambda: sessions.login_voucher(tx, ip=ip, mac=mac, code=code, now=now),
+                )
             session_id = result.session.id
         self.reconcile()
         log.info("login %s %s session %s%s", ip, mac, session_id, " (free)" if free else "")
+        return self._status(ip)
+
+    def _code_attempt(self, ip: IPv4Address, attempt: Callable[[], T]) -> T:
+        """Try a typed code unless this device (or the hotspot) guessed wrong too often."""
+        device = self.mac_of(ip) or str(ip)
+        now = self.clock.now().timestamp()
+        self._refuse_if_throttled(device, now)
+        try:
+            return attempt()
+        except sessions.NotLoggedIn:
+            raise
+        except (VoucherTypo, VoucherRejected, NotFound):  # NotFound: no voucher has that code
+            self.guesses.miss(device, now)
+            raise
+
+    def _refuse_if_throttled(self, device: str, now: float) -> None:
+        wait = self.guesses.retry_after(device, now)
+        if wait:
+            raise ControlError(
+                "throttled",
+                f"too many wrong codes; try again in {wait} seconds",
+                {"retry_after": wait},
+            )
+
+    def op_wrong_code(self, p: Params, peer: Peer) -> dict[str, Any]:
+        """The portal caught a typo itself (no daemon needed for that): count it here too."""
+        ip = p.ip("ip", self.cfg.network.lan_prefix)
+        p.done()
+        device = self.mac_of(ip) or str(ip)
+        now = self.clock.now().timestamp()
+        self._refuse_if_throttled(device, now)
+        self.guesses.miss(device, now)
+        return {"misses": self.guesses.misses(device, now)}
+
+    def op_topup(self, p: Params, peer: Peer) -> dict[str, Any]:
+        """A logged-in resident adds another card's time and data to the voucher in use."""
+        ip = p.ip("ip", self.cfg.network.lan_prefix)
+        code = p.text("code", required=True, limit=40)
+        p.done()
+        assert code is not None
+        now = self.clock.now()
+        with self.transaction() as tx:
+            added = self._code_attempt(ip, lambda: sessions.top_up(tx, ip=ip, code=code, now=now))
+            log.info(
+                "top-up at %s: +%ss +%sB onto voucher %s", ip, added.seconds, added.data_bytes,
+                added.voucher.id,
+            )  # fmt: skip
+        self.reconcile()
         return self._status(ip)
 
     def op_logout(self, p: Params, peer: Peer) -> dict[str, Any]:

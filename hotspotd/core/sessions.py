@@ -438,3 +438,59 @@ def set_flag(db: DB, *, mac: str, flag: str, value: bool, actor: str, now: datet
         )
     )
     return device
+
+
+class NotLoggedIn(NotFound):
+    """The device asks for something that needs a session, and has none."""
+
+
+@dataclass(frozen=True)
+class TopUp:
+    voucher: Voucher  # the voucher of the session, now bigger
+    added: Voucher  # the card that was used up to top it up
+    seconds: int
+    data_bytes: int
+
+
+def top_up(db: DB, *, ip: IPv4Address, code: str, now: datetime) -> TopUp:
+    """A logged-in resident adds another card to the voucher in use.
+
+    The new card must be unused and not revoked; it is used up at once (its price is booked
+    now) and its plan's online time (or, for a plan without one, its validity) and data are
+    added on top of the running voucher, which also moves that voucher's validity.
+    """
+    session = open_session_at(db, ip)
+    if session is None:
+        raise NotLoggedIn("this device is not logged in")
+    current = session.voucher
+    if current is None:
+        raise Conflict("the free allowance cannot be topped up; log in with the code instead")
+    card = vouchers.find(db, code)  # VoucherTypo, NotFound
+    if card.id == current.id:
+        raise Conflict("that is the code already in use on this device")
+    state = vouchers.state_now(card, now)
+    if state is VoucherState.ACTIVE:
+        raise Conflict("that code is in use already; log in with it instead of topping up")
+    if state is not VoucherState.UNUSED:
+        vouchers.redeem(db, card, now)  # raises VoucherRejected with the state's message
+    seconds = card.plan.time_s or card.plan.validity_s or 0
+    data_bytes = card.plan.data_bytes or 0
+    card.state = VoucherState.USED_UP
+    card.first_used_at = now
+    card.ended_at = now
+    current.extra_seconds += seconds
+    current.extra_bytes += data_bytes
+    if current.state in (VoucherState.EXPIRED, VoucherState.USED_UP):
+        current.state = VoucherState.ACTIVE
+        current.ended_at = None
+    db.add(
+        AuditEvent(
+            at=now,
+            actor="resident",
+            action="voucher.topup",
+            subject=card.code,
+            detail=f"onto {current.code}: +{seconds}s +{data_bytes}B",
+        )
+    )
+    db.flush()
+    return TopUp(current, card, seconds, data_bytes)
