@@ -56,6 +56,17 @@ class PortalConfig:
     address: ipaddress.IPv4Address = ipaddress.IPv4Address("10.66.0.1")
     port: int = 8080
     hostname: str = "portal.lan"
+    # HTTPS with the operator's certificate (RFC 8908 wants the API over TLS); both or neither.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    https_port: int = 8443
+    # Signs the portal's cookies (CSRF token, language). None: a new random key at each start.
+    secret_key_file: Path | None = None
+    threads: int = 16  # the WSGI server's worker threads
+
+    @property
+    def https(self) -> bool:
+        return self.tls_cert is not None
 
 
 @dataclass(frozen=True)
@@ -221,7 +232,29 @@ def parse(data: Mapping[str, Any], source: str) -> Config:
     hostname = t.get("hostname", str, d_p.hostname)
     if not re.fullmatch(r"[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?", hostname):
         raise t.fail("hostname", f"not a host name: {hostname!r}")
-    portal = PortalConfig(address=address, port=port, hostname=hostname)
+    tls_cert = t.get("tls_cert", str, "") or None
+    tls_key = t.get("tls_key", str, "") or None
+    if (tls_cert is None) != (tls_key is None):
+        raise t.fail("tls_key" if tls_key is None else "tls_cert", "give tls_cert and tls_key")
+    https_port = t.get("https_port", int, d_p.https_port)
+    if not 1 <= https_port <= 65535:
+        raise t.fail("https_port", f"must be between 1 and 65535, got {https_port}")
+    if tls_cert is not None and https_port == port:
+        raise t.fail("https_port", "must differ from port")
+    secret = t.get("secret_key_file", str, "") or None
+    threads = t.get("threads", int, d_p.threads)
+    if not 1 <= threads <= 256:
+        raise t.fail("threads", f"must be between 1 and 256, got {threads}")
+    portal = PortalConfig(
+        address=address,
+        port=port,
+        hostname=hostname,
+        tls_cert=Path(tls_cert) if tls_cert else None,
+        tls_key=Path(tls_key) if tls_key else None,
+        https_port=https_port,
+        secret_key_file=Path(secret) if secret else None,
+        threads=threads,
+    )
     t.finish()
 
     t = root.table("database")

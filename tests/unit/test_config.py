@@ -90,6 +90,14 @@ def test_named_file_that_is_missing_is_an_error(
         ('[free]\ndata = "lots"\n', "free.data", "not a data size"),
         ('[daemon]\npoll_interval = "1h"\n', "daemon.poll_interval", "at most 5m"),
         ("village = 3\n", "village", "expected a table"),
+        ('[portal]\ntls_cert = "/c.pem"\n', "portal.tls_key", "give tls_cert and tls_key"),
+        ("[portal]\nhttps_port = 0\n", "portal.https_port", "between 1 and 65535"),
+        (
+            '[portal]\ntls_cert = "/c"\ntls_key = "/k"\nhttps_port = 8080\n',
+            "portal.https_port",
+            "must differ from port",
+        ),
+        ("[portal]\nthreads = 0\n", "portal.threads", "between 1 and 256"),
     ],
 )
 def test_bad_values_name_file_key_and_reason(
@@ -117,3 +125,16 @@ def test_limits_may_be_none(tmp_path: Path) -> None:
     free = config.load(path).free
     assert free.enabled and free.time_s is None and free.data_bytes == 2 * 10**9
     assert free.down_bps is None
+
+
+def test_portal_https_and_secret_key_file(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[portal]\ntls_cert = "/etc/hotspot/p.crt"\ntls_key = "/etc/hotspot/p.key"\n'
+        'https_port = 9443\nsecret_key_file = "/var/lib/hotspot/s"\n',
+    )
+    portal = config.load(path).portal
+    assert portal.https and portal.tls_cert == Path("/etc/hotspot/p.crt")
+    assert portal.tls_key == Path("/etc/hotspot/p.key") and portal.https_port == 9443
+    assert portal.secret_key_file == Path("/var/lib/hotspot/s")
+    assert not config.Config().portal.https
