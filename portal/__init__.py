@@ -1,18 +1,36 @@
 """The captive portal and the operator's web UI: a Flask app built by `create_app()`.
 
 Nothing happens at import time. The app reads domain data through `hotspotd.core` with one
-database session per request, and (from the daemon issue on) asks the root daemon for kernel
-changes over its control socket, never itself.
+database session per request, and asks the root daemon for kernel changes (login, logout,
+top-up) over its control socket, never itself.
 """
 
 from __future__ import annotations
 
+import os
+import secrets
+from pathlib import Path
 from typing import Any
 
 from flask import Flask, g
 
 from hotspotd import config as config_mod
-from hotspotd.core import db
+from hotspotd.control import ControlClient
+from hotspotd.core import db, sessions
+
+
+def _secret_key(path: Path | None) -> bytes:
+    """The cookie-signing key: from the configured file (made on first start), else random."""
+    if path is None:
+        return secrets.token_bytes(32)
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        key = secrets.token_bytes(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(key)
+        return key
 
 
 def create_app(
@@ -20,12 +38,28 @@ def create_app(
 ) -> Flask:
     app = Flask(__name__)
     cfg = cfg or config_mod.load()
-    app.config.from_mapping(HOTSPOT=cfg)
+    app.config.from_mapping(
+        HOTSPOT=cfg,
+        SECRET_KEY=_secret_key(cfg.portal.secret_key_file),
+        SESSION_COOKIE_NAME="hs",
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_HTTPONLY=True,
+        MAX_CONTENT_LENGTH=16 * 1024,
+        MAX_FORM_MEMORY_SIZE=8 * 1024,
+        MAX_FORM_PARTS=20,
+        BABEL_DEFAULT_LOCALE="id",
+        BABEL_DEFAULT_TIMEZONE=cfg.village.timezone,
+    )
     if test_config:
         app.config.update(test_config)
     engine = db.make_engine(cfg.database.url)
     app.extensions["hotspot.engine"] = engine
     app.extensions["hotspot.sessionmaker"] = db.make_sessionmaker(engine)
+    app.extensions["hotspot.control"] = ControlClient(cfg.daemon.control_socket, timeout=10)
+    f = cfg.free
+    app.extensions["hotspot.free"] = sessions.FreePolicy(
+        f.enabled, f.time_s, f.data_bytes, f.down_bps, f.up_bps
+    )
 
     @app.teardown_appcontext
     def close_session(_exc: BaseException | None) -> None:
@@ -33,7 +67,11 @@ def create_app(
         if session is not None:
             session.close()
 
-    from portal import health
+    from portal import api, captive, health, i18n, security
 
+    i18n.init_app(app)
+    security.init_app(app)
     app.register_blueprint(health.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(captive.bp)
     return app

@@ -1,0 +1,197 @@
+"""What the portal's views share: the device asking, its session, asking the daemon, refusals."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from datetime import UTC, datetime
+from ipaddress import IPv4Address
+from typing import Any
+
+from flask import current_app, g, request
+from flask_babel import gettext as _
+from sqlalchemy.orm import Session as DB
+
+from hotspotd.config import Config
+from hotspotd.control import ControlClient, ControlError
+from hotspotd.core import codes, sessions
+from hotspotd.errors import NotFound
+
+
+class Refusal(Exception):
+    """A request the portal answers with a page that says why (always a 4xx or 503)."""
+
+    def __init__(
+        self, status: int, message: str, *, form: str | None = None, retry_after: int = 0
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.form = form  # which form to show again under the message: "login", "topup"
+        self.retry_after = retry_after
+
+
+def cfg() -> Config:
+    config: Config = current_app.config["HOTSPOT"]
+    return config
+
+
+def db() -> DB:
+    if "db" not in g:
+        g.db = current_app.extensions["hotspot.sessionmaker"]()
+    session: DB = g.db
+    return session
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def device_ip() -> IPv4Address | None:
+    """The phone's own address (the firewall's DNAT keeps it), if it is on the hotspot's LAN."""
+    try:
+        ip = IPv4Address(request.remote_addr or "")
+    except ValueError:
+        return None
+    return ip if ip in cfg().network.lan_prefix else None
+
+
+def require_device() -> IPv4Address:
+    ip = device_ip()
+    if ip is None:
+        raise Refusal(403, _("This works only on the hotspot's Wi-Fi."))
+    return ip
+
+
+def status_of(ip: IPv4Address | None) -> sessions.Status | None:
+    """This device's session, read through the core (no daemon round trip)."""
+    if ip is None:
+        return None
+    try:
+        return sessions.status(
+            db(),
+            ip=ip,
+            now=now(),
+            policy=current_app.extensions["hotspot.free"],
+            tz=cfg().village.tz,
+        )
+    except NotFound:
+        return None
+
+
+def portal_url(path: str = "/") -> str:
+    p = cfg().portal
+    port = "" if p.port == 80 else f":{p.port}"
+    return f"http://{p.hostname}{port}{path}"
+
+
+def https_url(path: str = "/") -> str:
+    p = cfg().portal
+    if not p.https:
+        return portal_url(path)
+    port = "" if p.https_port == 443 else f":{p.https_port}"
+    return f"https://{p.hostname}{port}{path}"
+
+
+_REJECTED = {
+    "expired": lambda: _("This voucher's validity is over."),
+    "used_up": lambda: _("This voucher's time or data is used up."),
+    "revoked": lambda: _("This voucher was cancelled by the operator."),
+}
+
+
+def typo_message(check: codes.CodeCheck) -> str:
+    if check.problem is codes.CodeProblem.EMPTY:
+        return _("Please type the code from your voucher card.")
+    if check.problem is codes.CodeProblem.LENGTH:
+        return _("A code has 9 letters and digits, or 11 digits. Please check it.")
+    if check.problem is codes.CodeProblem.CHARACTER:
+        return _("Codes never contain 0, O, 1, I or L. Please check the card again.")
+    return _("This code has a typo: one character is wrong or two are swapped.")
+
+
+def ask(op: str, form: str | None = None, **params: Any) -> Any:
+    """One daemon operation; its error answer becomes a Refusal with a page for people."""
+    client: ControlClient = current_app.extensions["hotspot.control"]
+    try:
+        return client.call(op, **params)
+    except ControlError as exc:
+        raise refusal_of(exc, form) from None
+
+
+def refusal_of(exc: ControlError, form: str | None) -> Refusal:
+    code = exc.code
+    if code == "throttled":
+        wait = int(exc.extra.get("retry_after", 600))
+        minutes = max(1, (wait + 59) // 60)
+        return Refusal(
+            429,
+            _(
+                "Too many wrong codes from this phone. Please wait %(minutes)d minutes, "
+                "then try again.",
+                minutes=minutes,
+            ),
+            retry_after=wait,
+        )
+    if code == "typo":
+        return Refusal(400, _("This code has a typo: one character is wrong or two are swapped."),
+                       form=form)  # fmt: skip
+    if code == "not_found":
+        if form == "topup" and "logged in" in exc.message:
+            return Refusal(409, _("This phone is not logged in any more."))
+        return Refusal(403, _("No voucher has this code. Please check the card."), form=form)
+    if code == "voucher_rejected":
+        state = str(exc.extra.get("state", ""))
+        if form == "free":
+            return Refusal(403, _("Today's free internet is used up. Come back tomorrow."))
+        message = _REJECTED.get(state, lambda: _("This voucher cannot be used."))()
+        return Refusal(403, message, form=form)
+    if code == "forbidden":
+        if "blocked" in exc.message:
+            return Refusal(403, _("This phone is blocked by the operator."))
+        return Refusal(403, _("Free internet is not offered here."))
+    if code == "no_mac":
+        return Refusal(409, _("The router does not know this phone yet. Wait a moment and "
+                              "try again."), form=form)  # fmt: skip
+    if code == "conflict":
+        if form == "free":
+            return Refusal(409, _("This phone is already online with a voucher."))
+        if "already in use on this device" in exc.message:
+            return Refusal(409, _("That is the code you are already using."), form=form)
+        if "free allowance" in exc.message:
+            return Refusal(409, _("Free internet cannot be topped up."), form=form)
+        return Refusal(409, _("That code is in use already. Log in with it instead."), form=form)
+    if code == "invalid":
+        return Refusal(400, _("That request was not understood."), form=form)
+    return Refusal(503, _("The hotspot service is not running right now. Please try again in "
+                          "a minute."))  # fmt: skip
+
+
+class OriginalUrls:
+    """The URL each device first asked for, kept on the server (never in a parameter) until
+    it logs in. Bounded in size and age; one per address."""
+
+    def __init__(self, limit: int = 4096, ttl_s: float = 1800.0) -> None:
+        self.limit, self.ttl_s = limit, ttl_s
+        self._urls: OrderedDict[str, tuple[float, str]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def remember(self, ip: IPv4Address, url: str) -> None:
+        with self._lock:
+            self._urls.pop(str(ip), None)
+            self._urls[str(ip)] = (time.monotonic(), url)
+            while len(self._urls) > self.limit:
+                self._urls.popitem(last=False)
+
+    def take(self, ip: IPv4Address) -> str | None:
+        with self._lock:
+            item = self._urls.pop(str(ip), None)
+        if item is None or time.monotonic() - item[0] > self.ttl_s:
+            return None
+        return item[1]
+
+    def peek(self, ip: IPv4Address) -> str | None:
+        with self._lock:
+            item = self._urls.get(str(ip))
+        return None if item is None else item[1]
