@@ -143,6 +143,7 @@ def data_plane(lab: Lab, count: int, seconds: int) -> dict[str, float]:
     router = Router()
     try:
         reconcile(router.firewall, router.shaper, desired(count, with_phone=True))
+        lab.agent("p1", "rtt", UPSTREAM, "20", timeout=2)  # warm up: ARP, caches, conntrack
         rtt = lab.agent("p1", "rtt", UPSTREAM, "300", timeout=2)
         proc = lab.exec(
             "p1", "iperf3", "-c", UPSTREAM, "-p", "5201", "-t", str(seconds), "-O", "1", "-J",
