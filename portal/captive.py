@@ -21,15 +21,16 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 
-from hotspotd.core import codes, plans
+from hotspotd.core import codes
 from portal import i18n, security
 from portal.views import (
     OriginalUrls,
     Refusal,
     ask,
     cfg,
-    db,
     device_ip,
+    logged_in,
+    plan_cards,
     portal_url,
     require_device,
     status_of,
@@ -83,7 +84,7 @@ def captive_redirect() -> ResponseReturnValue | None:
     ip = device_ip()
     probe = PROBES.get(request.path)
     if probe is not None:
-        if status_of(ip) is None:
+        if not logged_in(ip):
             return _to_portal()
         status, body, mimetype = probe
         if status == 302:
@@ -113,7 +114,7 @@ def welcome() -> ResponseReturnValue:
         "welcome.html",
         status=status_of(ip),
         code=_code_param(),
-        plans=[p for p, _n, _u in plans.listing(db())],
+        plans=plan_cards(),
         free=cfg().free,
     )
 

@@ -5,17 +5,20 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from ipaddress import IPv4Address
 from typing import Any
 
 from flask import current_app, g, request
 from flask_babel import gettext as _
+from sqlalchemy import select
 from sqlalchemy.orm import Session as DB
 
 from hotspotd.config import Config
 from hotspotd.control import ControlClient, ControlError
-from hotspotd.core import codes, sessions
+from hotspotd.core import codes, plans, sessions
+from hotspotd.core.models import Session
 from hotspotd.errors import NotFound
 
 
@@ -64,9 +67,19 @@ def require_device() -> IPv4Address:
     return ip
 
 
+def logged_in(ip: IPv4Address | None) -> bool:
+    """One indexed query on a pooled connection: the cheap answer most requests need."""
+    if ip is None:
+        return False
+    engine = current_app.extensions["hotspot.engine"]
+    query = select(Session.id).where(Session.ended_at.is_(None), Session.ip == str(ip)).limit(1)
+    with engine.connect() as conn:
+        return conn.execute(query).first() is not None
+
+
 def status_of(ip: IPv4Address | None) -> sessions.Status | None:
     """This device's session, read through the core (no daemon round trip)."""
-    if ip is None:
+    if ip is None or not logged_in(ip):
         return None
     try:
         return sessions.status(
@@ -166,6 +179,36 @@ def refusal_of(exc: ControlError, form: str | None) -> Refusal:
         return Refusal(400, _("That request was not understood."), form=form)
     return Refusal(503, _("The hotspot service is not running right now. Please try again in "
                           "a minute."))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class PlanCard:
+    name: str
+    price_rp: int
+    time_s: int | None
+    data_bytes: int | None
+    validity_s: int | None
+
+
+_PLANS_TTL_S = 30.0
+_plans_lock = threading.Lock()
+
+
+def plan_cards() -> list[PlanCard]:
+    """The plans on sale, kept for half a minute: every phone's welcome page shows them, and
+    200 phones after a power cut should not make 200 identical queries."""
+    cache: dict[str, Any] = current_app.extensions.setdefault("hotspot.plans", {})
+    with _plans_lock:
+        if time.monotonic() - cache.get("at", -_PLANS_TTL_S) < _PLANS_TTL_S:
+            cards: list[PlanCard] = cache["cards"]
+            return cards
+    cards = [
+        PlanCard(p.name, p.price_rp, p.time_s, p.data_bytes, p.validity_s)
+        for p, _n, _u in plans.listing(db())
+    ]
+    with _plans_lock:
+        cache.update(at=time.monotonic(), cards=cards)
+    return cards
 
 
 class OriginalUrls:
