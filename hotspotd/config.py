@@ -62,7 +62,7 @@ class PortalConfig:
     https_port: int = 8443
     # Signs the portal's cookies (CSRF token, language). None: a new random key at each start.
     secret_key_file: Path | None = None
-    threads: int = 16  # the WSGI server's worker threads
+    threads: int = 6  # worker threads: CPU-bound under the GIL, more only add contention
 
     @property
     def https(self) -> bool:

@@ -78,7 +78,7 @@ def main() -> int:
     parser.add_argument("--phones", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--namespaces", type=int, default=10)
-    parser.add_argument("--threads", type=int, default=16, help="portal worker threads")
+    parser.add_argument("--threads", type=int, default=6, help="portal worker threads")
     parser.add_argument(
         "--spread", type=float, default=0.0,
         help="seconds over which the phones come back (0: all at the same instant)",
