@@ -507,3 +507,19 @@ def test_every_message_in_the_code_is_in_the_po_file() -> None:
 
 def test_peer_is_root_in_this_rig() -> None:
     assert ROOT.uid == 0
+
+
+def test_bad_headers_and_cookies_are_never_a_500(phone: Phone, cards: list[str]) -> None:
+    odd = {"Accept-Language": "x" * 5000 + ";q=abc,,;;", "Cookie": "hs=forged.cookie; lang=xx"}
+    page = phone.get("/", headers=odd)
+    assert page.status_code == 200 and "Masuk dengan voucher" in page.get_data(as_text=True)
+    phone.client.set_cookie("hs", "forged-session-value", domain="portal.lan")
+    forged = phone.client.post(
+        "/login", base_url=PORTAL, data={"code": cards[0], "csrf": "x" * 43},
+        environ_base={"REMOTE_ADDR": phone.ip},
+    )  # fmt: skip
+    assert forged.status_code == 400
+    nohost = phone.client.get("/", environ_base={"REMOTE_ADDR": phone.ip, "HTTP_HOST": ""})
+    assert nohost.status_code < 500
+    noaddr = phone.client.post("/free", base_url=PORTAL, environ_base={"REMOTE_ADDR": ""})
+    assert noaddr.status_code == 400  # no CSRF token: refused before anything else
