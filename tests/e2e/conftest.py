@@ -1,0 +1,159 @@
+"""The end-to-end harness: the demo lab (hotspotd/lab.py) once per session, and headless
+Chromium running inside a phone's namespace, driven by Playwright from the test process.
+
+The browser runs in the phone because Playwright starts it through a two-line wrapper,
+`ip netns exec hs-phoneN /usr/bin/chromium "$@"`, given as `executable_path`: the browser's
+pipe to Playwright crosses namespaces, its network and resolv.conf are the phone's.
+Screenshots go to tests/e2e/artifacts/ (kept after the run, gitignored).
+
+Without root, the lab's tools, chromium or Playwright the tests skip; with CI=true they fail
+(tests.conftest.require). The lab is removed after the session even when a test fails.
+Reuse: `demo_lab` (names, addresses, vouchers, `hotspotctl`) and `phone_page(phone)`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hotspotd import lab as labmod
+from tests.conftest import require
+
+ARTIFACTS = Path(__file__).with_name("artifacts")
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+VIEWPORT = {"width": 360, "height": 740}  # a cheap Android phone
+
+
+@dataclass
+class DemoLab:
+    lab: labmod.Lab
+    info: dict[str, Any]
+
+    def phone(self, n: int) -> str:
+        return labmod.PHONES[n - 1]
+
+    def voucher(self, plan: str = "Harian") -> str:
+        """A fresh code of a demo plan, made the way the operator makes one."""
+        out = self.lab.hotspotctl("voucher", "make", "--plan", plan, "--count", "1", "--json")
+        return str(__import__("json").loads(out)[0])
+
+    def in_phone(self, phone: str, *args: str, timeout: float = 30) -> str:
+        return labmod.in_ns(phone, *args, timeout=timeout)
+
+    @property
+    def portal(self) -> str:
+        return str(self.info["portal"]["url"])
+
+    @property
+    def test_url(self) -> str:
+        return str(self.info["upstream"]["test_url"])
+
+
+@pytest.fixture(scope="session")
+def demo_lab() -> Iterator[DemoLab]:
+    require(os.geteuid() == 0, "needs root (network namespaces)")
+    for tool in labmod.REQUIRED_TOOLS:
+        require(shutil.which(tool) is not None, f"needs the {tool} command (scripts/setup)")
+    lab = labmod.Lab()
+    try:
+        info = lab.up()
+        yield DemoLab(lab, info)
+    finally:
+        labmod.down(lab.state)
+
+
+@pytest.fixture(scope="session")
+def playwright_driver() -> Iterator[Any]:
+    require(os.path.exists(CHROMIUM), "needs Debian's chromium (scripts/setup --test)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        require(False, "needs Playwright for Python (scripts/setup --test)")
+        raise
+    driver = sync_playwright().start()
+    try:
+        yield driver
+    finally:
+        driver.stop()
+
+
+def chromium_in(demo_lab: DemoLab, phone: str) -> Path:
+    """The wrapper that starts Chromium inside the phone's namespace."""
+    wrapper = demo_lab.lab.state / "bin" / f"chromium-{phone}"
+    if not wrapper.exists():
+        wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {phone} {CHROMIUM} "$@"\n')
+        wrapper.chmod(0o755)
+    return wrapper
+
+
+class Shots:
+    """Screenshots named after the test, numbered in the order taken."""
+
+    def __init__(self, test_name: str) -> None:
+        self.prefix = re.sub(r"[^A-Za-z0-9_.-]+", "_", test_name)
+        self.count = 0
+        ARTIFACTS.mkdir(exist_ok=True)
+
+    def __call__(self, page: Any, what: str) -> Path:
+        self.count += 1
+        path = ARTIFACTS / f"{self.prefix}-{self.count:02d}-{what}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+
+@pytest.fixture
+def shot(request: pytest.FixtureRequest) -> Shots:
+    return Shots(request.node.name)
+
+
+@pytest.fixture
+def phone_page(
+    demo_lab: DemoLab, playwright_driver: Any, shot: Shots
+) -> Iterator[Callable[[str], Any]]:
+    """`phone_page("hs-phone1")`: a fresh browser page in that phone at 360x740. Every browser
+    is closed after the test, with a last screenshot of each page whatever the outcome."""
+    browsers: list[Any] = []
+    pages: list[tuple[str, Any]] = []
+
+    def open_page(phone: str) -> Any:
+        browser = playwright_driver.chromium.launch(
+            executable_path=str(chromium_in(demo_lab, phone)), headless=True, args=CHROMIUM_ARGS
+        )
+        browsers.append(browser)
+        context = browser.new_context(viewport=VIEWPORT, locale="id-ID")
+        context.set_default_timeout(15_000)
+        page = context.new_page()
+        pages.append((phone, page))
+        return page
+
+    try:
+        yield open_page
+    finally:
+        for phone, page in pages:
+            try:
+                shot(page, f"{phone}-last")
+            except Exception:  # a dead page must not hide the test's failure
+                pass
+        for browser in browsers:
+            browser.close()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "e2e: the demo lab and a real browser in a phone (root, chromium, Playwright)"
+    )
