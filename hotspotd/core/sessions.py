@@ -146,12 +146,24 @@ def login_voucher(db: DB, *, ip: IPv4Address, mac: str, code: str, now: datetime
             end(db, old, now, EndCause.REPLACED)
             ended.append(old)
 
+    return _begin(db, SessionKind.VOUCHER, voucher, device, ip_text, now, ended)
+
+
+def _begin(
+    db: DB,
+    kind: SessionKind,
+    voucher: Voucher | None,
+    device: Device,
+    ip: str,
+    now: datetime,
+    ended: list[Session],
+) -> LoginResult:
     session = Session(
-        kind=SessionKind.VOUCHER,
+        kind=kind,
         voucher=voucher,
         device=device,
-        ip=ip_text,
-        mac=mac,
+        ip=ip,
+        mac=device.mac,
         started_at=now,
         last_activity_at=now,
     )
@@ -208,17 +220,7 @@ def login_free(
         return LoginResult(mine, resumed=True, ended=ended)
     if mine is not None:
         raise Conflict("this device is already logged in with a voucher")
-    session = Session(
-        kind=SessionKind.FREE,
-        device=device,
-        ip=ip_text,
-        mac=mac,
-        started_at=now,
-        last_activity_at=now,
-    )
-    db.add(session)
-    db.flush()
-    return LoginResult(session, resumed=False, ended=ended)
+    return _begin(db, SessionKind.FREE, None, device, ip_text, now, ended)
 
 
 def logout(db: DB, *, ip: IPv4Address, now: datetime, reason: str = EndCause.LOGOUT) -> Session:
