@@ -174,11 +174,29 @@ def _stop_namespace(ns: str) -> None:
             time.sleep(0.1)
 
 
+def _stop_recorded(state: Path) -> None:
+    """Processes whose namespace is already gone (deleted by hand, say) are found by their pid
+    files; one is signalled only if its command line still names our state directory."""
+    run_dir = state / "run"
+    if not run_dir.is_dir():
+        return
+    for pidfile in run_dir.glob("*.pid"):
+        try:
+            pid = int(pidfile.read_text().split()[0])
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if str(state).encode() in cmdline:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
 def down(state: Path = STATE) -> list[str]:
     """Remove the lab, whatever state a crash or a half build left it in."""
     removed = existing_namespaces()
     for ns in removed:
         _stop_namespace(ns)
+    _stop_recorded(state)
     for ns in removed:
         run("ip", "netns", "del", ns, check=False)
     for ns in NAMESPACES:
@@ -433,8 +451,13 @@ state_dir = "{self.state}"
             "PYTHONUNBUFFERED": "1",
             "HOME": "/nonexistent",
         }
-        self.spawn("portal", ROUTER, *user, self.bin("hotspot-portal"), umask=0o007, env=env)
+        portal = (self.bin("hotspot-portal"), "--config", str(self.config))
+        self.spawn("portal", ROUTER, *user, *portal, umask=0o007, env=env)
         wait_tcp(ROUTER, LAN_ADDR, PORTAL_PORT, "the portal", seconds=30)
+
+    def pid(self, name: str) -> int:
+        """The pid of a process the lab started (hotspotd, portal, router-dnsmasq, ...)."""
+        return int((self.state / "run" / f"{name}.pid").read_text().split()[0])
 
     @property
     def captive_api(self) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
+FETCH = "import sys, urllib.request as u; print(u.urlopen(sys.argv[1], timeout=5).read().decode())"
 VIEWPORT = {"width": 360, "height": 740}  # a cheap Android phone
 
 
@@ -54,6 +56,10 @@ class DemoLab:
 
     def in_phone(self, phone: str, *args: str, timeout: float = 30) -> str:
         return labmod.in_ns(phone, *args, timeout=timeout)
+
+    def fetch(self, phone: str, url: str) -> str:
+        """A plain HTTP GET from inside the phone (as an app would, not a browser)."""
+        return self.in_phone(phone, sys.executable, "-c", FETCH, url)
 
     @property
     def portal(self) -> str:
@@ -77,8 +83,10 @@ def demo_lab() -> Iterator[DemoLab]:
         labmod.down(lab.state)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright_driver() -> Iterator[Any]:
+    """Per module, not per session: Playwright's sync API keeps an asyncio loop running in this
+    thread while it lives, and pyroute2 in the kernel tests (same session) needs its own."""
     require(os.path.exists(CHROMIUM), "needs Debian's chromium (scripts/setup --test)")
     try:
         from playwright.sync_api import sync_playwright

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -127,6 +128,8 @@ def test_status_shows_time_left_and_logout_cuts_access(
     online = fresh_page(page)
     online.goto(demo_lab.test_url)
     assert online.url == demo_lab.test_url, "not online after login"
+    api = json.loads(demo_lab.fetch("hs-phone2", demo_lab.info["portal"]["captive_api"]))
+    assert api["captive"] is False and 0 < api["seconds-remaining"] <= 3600, api
     online.context.close()
 
     page.goto(demo_lab.portal + "status")
@@ -166,3 +169,21 @@ def test_a_wrong_code_is_shown_on_a_phone_friendly_page(
     shot(page, "typo")
     page.goto(demo_lab.test_url)
     assert on_portal(page, demo_lab)
+
+
+def test_the_lab_describes_itself(demo_lab: DemoLab) -> None:
+    """What `scripts/demo --json` prints: enough for another tool to drive the lab."""
+    info = labmod.load_running()
+    assert info is not None
+    assert info["namespaces"] == {
+        "router": "hs-router",
+        "phones": ["hs-phone1", "hs-phone2", "hs-phone3"],
+        "upstream": "hs-net",
+    }
+    assert set(info["vouchers"]) == {"Harian", "Mingguan", "Pelajar"}
+    assert all(p["address"] for p in info["phones"])
+    assert info["upstream"]["test_url"] == demo_lab.test_url
+    # dnsmasq forwards to the lab's resolver only.
+    args = Path(f"/proc/{demo_lab.lab.pid('router-dnsmasq')}/cmdline").read_bytes().split(b"\0")
+    servers = [a for a in args if a.startswith(b"--server=")]
+    assert servers == [f"--server={labmod.NET_DNS}".encode()]
