@@ -116,6 +116,8 @@ class Shots:
         self.prefix = re.sub(r"[^A-Za-z0-9_.-]+", "_", test_name)
         self.count = 0
         ARTIFACTS.mkdir(exist_ok=True)
+        for old in ARTIFACTS.glob(f"{self.prefix}-*.png"):  # an earlier run's
+            old.unlink()
 
     def __call__(self, page: Any, what: str) -> Path:
         self.count += 1
