@@ -100,6 +100,22 @@ def captive_redirect() -> ResponseReturnValue | None:
     return _to_portal()
 
 
+@bp.after_app_request
+def close_redirected_connections(response: Response) -> Response:
+    """A connection that reached us for another host must not be reused after login.
+
+    The firewall redirected it; a browser keeps it in its pool for that host and, once the
+    phone is logged in, would send the page it first asked for down the same connection — to
+    us again. Closing it makes the browser open a new one, which now goes out. A WSGI app may
+    not send `Connection` itself (PEP 3333): without a Content-Length, waitress closes the
+    connection after the response, so the length is left out on these small answers.
+    """
+    if not _ours(request.host or ""):
+        response.headers.pop("Content-Length", None)
+        response.automatically_set_content_length = False
+    return response
+
+
 def _code_param() -> str:
     code = request.args.get("code", "")
     if len(code) > MAX_CODE:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import shutil
 import signal
@@ -57,6 +58,21 @@ def test_serves_http_and_https(engine: Engine, config_file: Path, tmp_path: Path
         assert body["captive"] is True
         assert body["user-portal-url"] == f"https://portal.lan:{https_port}/"
         assert (tmp_path / "secret").stat().st_mode & 0o777 == 0o600
+
+        # A connection that came for another host (the firewall's redirect) is closed after
+        # the answer, so a browser cannot reuse it once the phone is logged in; ours stay open.
+        conn = http.client.HTTPConnection("127.0.0.1", http_port, timeout=10)
+        conn.request("GET", "/kabar", headers={"Host": "berita.example"})
+        redirected = conn.getresponse()
+        redirected.read()
+        assert redirected.status == 302 and redirected.will_close
+        conn.close()
+        conn = http.client.HTTPConnection("127.0.0.1", http_port, timeout=10)
+        conn.request("GET", "/healthz")
+        own = conn.getresponse()
+        own.read()
+        assert own.status == 200 and not own.will_close
+        conn.close()
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
