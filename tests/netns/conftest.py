@@ -11,6 +11,8 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from ipaddress import IPv4Address
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -29,6 +31,9 @@ from tests.netns.lab import (
     Lab,
     inside,
 )
+
+if TYPE_CHECKING:
+    from tests.netns.test_daemon import Daemon
 
 UPLINK = Rate(down_bps=100_000_000, up_bps=100_000_000)
 
@@ -77,6 +82,24 @@ def router(lab: Lab) -> Iterator[Router]:
             firewall.close()
             shaper.teardown()
             lab.exec("r", "ip", "neigh", "flush", "dev", "lan0")
+
+
+@pytest.fixture
+def daemon(lab: Lab, tmp_path: Path) -> Iterator[Daemon]:
+    """The real hotspotd in the lab's router, on its own database; always flushed after."""
+    from tests.netns.test_daemon import Daemon
+
+    d = Daemon(lab, tmp_path)
+    d.flush()  # whatever an earlier test left
+    try:
+        yield d
+    finally:
+        if d.proc is not None and d.proc.poll() is None:
+            d.proc.kill()
+            d.proc.wait(timeout=10)
+        d.flush()
+        lab.exec("r", "ip", "neigh", "flush", "dev", "lan0")
+        lab.exec("r", "sysctl", "-qw", "net.ipv4.ip_forward=1")  # as the lab had it
 
 
 __all__ = ["PHONE1", "PHONE2", "Router", "key_of"]

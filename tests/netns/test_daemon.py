@@ -13,7 +13,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -126,21 +125,6 @@ state_dir = "{tmp}"
              "--flush"],
             check=True, capture_output=True, timeout=60,
         )  # fmt: skip
-
-
-@pytest.fixture
-def daemon(lab: Lab, tmp_path: Path) -> Iterator[Daemon]:
-    d = Daemon(lab, tmp_path)
-    d.flush()  # whatever an earlier test left
-    try:
-        yield d
-    finally:
-        if d.proc is not None and d.proc.poll() is None:
-            d.proc.kill()
-            d.proc.wait(timeout=10)
-        d.flush()
-        lab.exec("r", "ip", "neigh", "flush", "dev", "lan0")
-        lab.exec("r", "sysctl", "-qw", "net.ipv4.ip_forward=1")  # as the lab had it
 
 
 def fetch(lab: Lab, phone: str) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -44,21 +43,6 @@ class Portal:
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(timeout=20)
-
-
-@pytest.fixture
-def daemon(lab: Lab, tmp_path: Path) -> Iterator[Daemon]:
-    d = Daemon(lab, tmp_path)
-    d.flush()
-    try:
-        yield d
-    finally:
-        if d.proc is not None and d.proc.poll() is None:
-            d.proc.kill()
-            d.proc.wait(timeout=10)
-        d.flush()
-        lab.exec("r", "ip", "neigh", "flush", "dev", "lan0")
-        lab.exec("r", "sysctl", "-qw", "net.ipv4.ip_forward=1")
 
 
 def test_phone_opens_a_page_logs_in_on_the_portal_and_gets_that_page(
