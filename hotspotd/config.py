@@ -62,7 +62,11 @@ class PortalConfig:
     https_port: int = 8443
     # Signs the portal's cookies (CSRF token, language). None: a new random key at each start.
     secret_key_file: Path | None = None
-    threads: int = 6  # worker threads: CPU-bound under the GIL, more only add contention
+    threads: int = 6  # threads per worker: CPU-bound under the GIL, more only add contention
+    # Worker processes sharing the listening sockets: one Python process uses one core.
+    workers: int = 2
+    # Shared by the workers (the URL each phone first asked for); tmpfs, gone at reboot.
+    runtime_dir: Path = Path("/run/hotspot-portal")
 
     @property
     def https(self) -> bool:
@@ -245,6 +249,12 @@ def parse(data: Mapping[str, Any], source: str) -> Config:
     threads = t.get("threads", int, d_p.threads)
     if not 1 <= threads <= 256:
         raise t.fail("threads", f"must be between 1 and 256, got {threads}")
+    workers = t.get("workers", int, d_p.workers)
+    if not 1 <= workers <= 64:
+        raise t.fail("workers", f"must be between 1 and 64, got {workers}")
+    runtime_dir = Path(t.get("runtime_dir", str, str(d_p.runtime_dir)))
+    if not runtime_dir.is_absolute():
+        raise t.fail("runtime_dir", f"must be an absolute path, got {str(runtime_dir)!r}")
     portal = PortalConfig(
         address=address,
         port=port,
@@ -254,6 +264,8 @@ def parse(data: Mapping[str, Any], source: str) -> Config:
         https_port=https_port,
         secret_key_file=Path(secret) if secret else None,
         threads=threads,
+        workers=workers,
+        runtime_dir=runtime_dir,
     )
     t.finish()
 

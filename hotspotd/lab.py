@@ -297,6 +297,7 @@ uplink_up = "5M"
 address = "{LAN_ADDR}"
 port = {PORTAL_PORT}
 hostname = "{PORTAL_HOST}"
+runtime_dir = "{self.state / "portal-run"}"
 
 [database]
 url = "sqlite:///{self.state / "hotspot.db"}"

@@ -17,6 +17,10 @@ from flask import Flask, g
 from hotspotd import config as config_mod
 from hotspotd.control import ControlClient
 from hotspotd.core import db, sessions
+from portal import views
+from portal.intercept import Intercept
+from portal.online import OnlineAddresses
+from portal.originals import OriginalUrls
 
 
 def _secret_key(path: Path | None) -> bytes:
@@ -41,9 +45,6 @@ def create_app(
     app.config.from_mapping(
         HOTSPOT=cfg,
         SECRET_KEY=_secret_key(cfg.portal.secret_key_file),
-        SESSION_COOKIE_NAME="hs",
-        SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_HTTPONLY=True,
         MAX_CONTENT_LENGTH=16 * 1024,
         MAX_FORM_MEMORY_SIZE=8 * 1024,
         MAX_FORM_PARTS=20,
@@ -56,6 +57,11 @@ def create_app(
     app.extensions["hotspot.engine"] = engine
     app.extensions["hotspot.sessionmaker"] = db.make_sessionmaker(engine)
     app.extensions["hotspot.control"] = ControlClient(cfg.daemon.control_socket, timeout=10)
+    online = OnlineAddresses(engine)
+    originals = OriginalUrls(cfg.portal.runtime_dir)
+    originals.prepare()
+    app.extensions["hotspot.online"] = online
+    app.extensions["hotspot.originals"] = originals
     f = cfg.free
     app.extensions["hotspot.free"] = sessions.FreePolicy(
         f.enabled, f.time_s, f.data_bytes, f.down_bps, f.up_bps
@@ -74,4 +80,14 @@ def create_app(
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(captive.bp)
+    p = cfg.portal
+    app.wsgi_app = Intercept(  # type: ignore[method-assign]
+        app.wsgi_app,
+        own_hosts=(p.hostname, str(p.address), "localhost", "127.0.0.1"),
+        lan=cfg.network.lan_prefix,
+        portal_url=views.portal_url_of(cfg, "/"),
+        status_url=views.portal_url_of(cfg, "/status"),
+        online=online,
+        originals=originals,
+    )
     return app

@@ -1,8 +1,7 @@
-"""The residents' pages, and what a phone that is not logged in gets for any plain-HTTP URL.
+"""The residents' pages: welcome, voucher and free login, status, top-up, log out, language.
 
-The firewall sends an unauthorized device's tcp/80 here with its own source address and the
-original Host header. A request for another host is an OS captive probe (redirected to the
-portal, so the login sheet opens) or any page (redirected, its URL kept for after login).
+What a phone that is not logged in gets for a URL of another host is answered before Flask,
+by portal.intercept.
 """
 
 from __future__ import annotations
@@ -23,15 +22,14 @@ from werkzeug.exceptions import HTTPException
 
 from hotspotd.core import codes
 from portal import i18n, security
+from portal.originals import OriginalUrls
 from portal.views import (
-    OriginalUrls,
     Refusal,
     ask,
     cfg,
     device_ip,
-    logged_in,
+    kept_page,
     plan_cards,
-    portal_url,
     require_device,
     status_of,
     typo_message,
@@ -39,81 +37,7 @@ from portal.views import (
 
 bp = Blueprint("captive", __name__)
 
-# What the real servers answer once a device is online: a probe that still reaches the portal
-# over a connection opened before login gets the same, so the login sheet closes.
-_APPLE = "<HTML><HEAD><TITLE>Success</TITLE></HEAD><BODY>Success</BODY></HTML>"
-_FIREFOX = (
-    '<meta http-equiv="refresh" content="0;url=https://support.mozilla.org/kb/captive-portal"/>'
-)
-PROBES: dict[str, tuple[int, str, str]] = {
-    "/generate_204": (204, "", "text/plain"),  # Android
-    "/gen_204": (204, "", "text/plain"),
-    "/hotspot-detect.html": (200, _APPLE, "text/html"),  # Apple
-    "/library/test/success.html": (200, _APPLE, "text/html"),
-    "/connecttest.txt": (200, "Microsoft Connect Test", "text/plain"),  # Windows
-    "/ncsi.txt": (200, "Microsoft NCSI", "text/plain"),
-    "/redirect": (302, "", "text/plain"),
-    "/canonical.html": (200, _FIREFOX, "text/html"),  # Firefox
-    "/success.txt": (200, "success\n", "text/plain"),
-}
 MAX_CODE = 40
-
-
-def _originals() -> OriginalUrls:
-    store: OriginalUrls = current_app.extensions.setdefault("hotspot.originals", OriginalUrls())
-    return store
-
-
-def _ours(host: str) -> bool:
-    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-    p = cfg().portal
-    return name.lower() in {p.hostname, str(p.address), "localhost", "127.0.0.1"}
-
-
-def _to_portal() -> Response:
-    response = redirect(portal_url("/"), code=302)
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
-@bp.before_app_request
-def captive_redirect() -> ResponseReturnValue | None:
-    host = request.host or ""
-    if _ours(host):
-        return None
-    ip = device_ip()
-    probe = PROBES.get(request.path)
-    if probe is not None:
-        if not logged_in(ip):
-            return _to_portal()
-        status, body, mimetype = probe
-        if status == 302:
-            return redirect(portal_url("/status"), code=302)
-        return Response(body, status=status, mimetype=mimetype)
-    # Only a page the resident opened is kept (a browser asks for text/html), the latest one;
-    # an app's background request or a favicon does not replace it.
-    navigation = "text/html" in request.headers.get("Accept", "")
-    if ip is not None and request.method == "GET" and navigation and security.valid_host(host):
-        original = security.safe_original(request.url)
-        if original is not None:
-            _originals().remember(ip, original)
-    return _to_portal()
-
-
-@bp.after_app_request
-def close_redirected_connections(response: Response) -> Response:
-    """A connection that reached us for another host must not be reused after login.
-
-    The firewall redirected it; a browser keeps it in its pool for that host and, once the
-    phone is logged in, would send the page it first asked for down the same connection — to
-    us again. Closing it makes the browser open a new one, which now goes out. A WSGI app may
-    not send `Connection` itself (PEP 3333): without a Content-Length, waitress closes the
-    connection after the response, so the length is left out on these small answers.
-    """
-    if not _ours(request.host or ""):
-        response.headers.pop("Content-Length", None)
-        response.automatically_set_content_length = False
-    return response
 
 
 def _code_param() -> str:
@@ -125,14 +49,13 @@ def _code_param() -> str:
 
 @bp.get("/")
 def welcome() -> ResponseReturnValue:
-    ip = device_ip()
-    return render_template(
-        "welcome.html",
-        status=status_of(ip),
-        code=_code_param(),
-        plans=plan_cards(),
-        free=cfg().free,
-    )
+    code = _code_param()
+    st = status_of(device_ip())
+    if st is None and not request.args:  # the page every phone gets first: kept
+        return kept_page("welcome", "welcome.html", status=None, code="", plans=plan_cards(),
+                         free=cfg().free)  # fmt: skip
+    return render_template("welcome.html", status=st, code=code, plans=plan_cards(),
+                           free=cfg().free)  # fmt: skip
 
 
 def _typed_code() -> str:
@@ -157,7 +80,8 @@ def _check_typo(ip: object, code: str, form: str) -> None:
 
 def _after_login() -> Response:
     ip = require_device()
-    original = _originals().take(ip)
+    originals: OriginalUrls = current_app.extensions["hotspot.originals"]
+    original = originals.take(ip)
     target = security.safe_original(original) if original else None
     return redirect(target or url_for("captive.status"), code=303)
 

@@ -1,17 +1,20 @@
 """CSRF tokens, security headers, and the rules for where a redirect may go.
 
-The CSRF token lives in the signed session cookie and must come back in every POST form;
-no JavaScript is needed. Every page carries a Content-Security-Policy without scripts.
+Every POST form carries a CSRF token bound to the browser (a random id in a cookie) and to the
+device's address; no JavaScript is needed, no session is kept. Every page carries a
+Content-Security-Policy without scripts.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
 import re
 import secrets
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, abort, request, session
+from flask import Flask, Response, abort, current_app, g, request
 
 CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self' data:; base-uri 'none'; "
@@ -27,37 +30,77 @@ _UNSAFE = re.compile(r"[\x00-\x20\x7f\\]")
 MAX_URL = 2000
 
 
+# Stands in for the token in a page rendered once and kept (see portal.views.kept_page).
+PLACEHOLDER = "csrf-" + secrets.token_hex(16)
+COOKIE = "hs"
+_BROWSER = re.compile(r"^[A-Za-z0-9_-]{43}$")
+
+
+def _browser() -> str:
+    """This browser's random id from its cookie, or a new one (set on the answer)."""
+    browser = g.get("csrf_browser")
+    if browser is None:
+        browser = request.cookies.get(COOKIE, "")
+        if not _BROWSER.match(browser):
+            browser = secrets.token_urlsafe(32)
+            g.csrf_new = True
+        g.csrf_browser = browser
+    return str(browser)
+
+
+def _token_for(browser: str, device: str) -> str:
+    key: bytes = current_app.config["SECRET_KEY"]
+    mac = hmac.new(key, f"csrf|{browser}|{device}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).decode().rstrip("=")
+
+
 def csrf_token() -> str:
-    token = session.get("csrf")
-    if not isinstance(token, str) or len(token) != 43:
-        token = secrets.token_urlsafe(32)
-        session["csrf"] = token
-    return token
+    """The token for this browser on this device's address: an HMAC of both under the secret
+    key. A page of another site cannot read it; a cookie planted from another device (cookie
+    tossing) is useless without that device's address; nothing is kept on the server."""
+    if g.get("csrf_placeholder"):
+        return PLACEHOLDER
+    return _token_for(_browser(), request.remote_addr or "")
 
 
 def _check_csrf() -> None:
     if request.method != "POST":
         return
+    browser = request.cookies.get(COOKIE, "")
     sent = request.form.get("csrf", "")
-    expected = session.get("csrf")
-    if not isinstance(expected, str) or not hmac.compare_digest(sent, expected):
+    if not _BROWSER.match(browser) or not hmac.compare_digest(
+        sent, _token_for(browser, request.remote_addr or "")
+    ):
         abort(400, description="csrf")
 
 
+def _set_browser_cookie(response: Response) -> Response:
+    if g.get("csrf_new"):
+        response.set_cookie(COOKIE, g.csrf_browser, httponly=True, samesite="Lax")
+    return response
+
+
+# On every answer, the portal's pages and the redirects of portal.intercept alike.
+HEADERS = (
+    ("Content-Security-Policy", CSP),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+    ("X-Frame-Options", "DENY"),
+    # a cached redirect or status page would be wrong a minute later
+    ("Cache-Control", "no-store"),
+)
+
+
 def _headers(response: Response) -> Response:
-    response.headers["Content-Security-Policy"] = CSP
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    response.headers["X-Frame-Options"] = "DENY"
-    if "Cache-Control" not in response.headers:
-        # a cached redirect or status page would be wrong a minute later
-        response.headers["Cache-Control"] = "no-store"
+    for name, value in HEADERS:
+        response.headers.setdefault(name, value)
     return response
 
 
 def init_app(app: Flask) -> None:
     app.before_request(_check_csrf)
     app.after_request(_headers)
+    app.after_request(_set_browser_cookie)
     app.jinja_env.globals["csrf_token"] = csrf_token
 
 

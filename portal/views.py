@@ -4,22 +4,21 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from ipaddress import IPv4Address
 from typing import Any
 
-from flask import current_app, g, request
+from flask import current_app, g, render_template, request
 from flask_babel import gettext as _
-from sqlalchemy import select
 from sqlalchemy.orm import Session as DB
 
 from hotspotd.config import Config
 from hotspotd.control import ControlClient, ControlError
 from hotspotd.core import codes, plans, sessions
-from hotspotd.core.models import Session
 from hotspotd.errors import NotFound
+from portal import i18n, security
+from portal.online import OnlineAddresses
 
 
 class Refusal(Exception):
@@ -68,13 +67,11 @@ def require_device() -> IPv4Address:
 
 
 def logged_in(ip: IPv4Address | None) -> bool:
-    """One indexed query on a pooled connection: the cheap answer most requests need."""
+    """Whether this address has an open session: from the in-memory set (see portal.online)."""
     if ip is None:
         return False
-    engine = current_app.extensions["hotspot.engine"]
-    query = select(Session.id).where(Session.ended_at.is_(None), Session.ip == str(ip)).limit(1)
-    with engine.connect() as conn:
-        return conn.execute(query).first() is not None
+    online: OnlineAddresses = current_app.extensions["hotspot.online"]
+    return ip in online
 
 
 def status_of(ip: IPv4Address | None) -> sessions.Status | None:
@@ -93,10 +90,14 @@ def status_of(ip: IPv4Address | None) -> sessions.Status | None:
         return None
 
 
-def portal_url(path: str = "/") -> str:
-    p = cfg().portal
+def portal_url_of(config: Config, path: str = "/") -> str:
+    p = config.portal
     port = "" if p.port == 80 else f":{p.port}"
     return f"http://{p.hostname}{port}{path}"
+
+
+def portal_url(path: str = "/") -> str:
+    return portal_url_of(cfg(), path)
 
 
 def https_url(path: str = "/") -> str:
@@ -127,10 +128,13 @@ def typo_message(check: codes.CodeCheck) -> str:
 def ask(op: str, form: str | None = None, **params: Any) -> Any:
     """One daemon operation; its error answer becomes a Refusal with a page for people."""
     client: ControlClient = current_app.extensions["hotspot.control"]
+    online: OnlineAddresses = current_app.extensions["hotspot.online"]
     try:
         return client.call(op, **params)
     except ControlError as exc:
         raise refusal_of(exc, form) from None
+    finally:
+        online.forget()
 
 
 def refusal_of(exc: ControlError, form: str | None) -> Refusal:
@@ -211,30 +215,27 @@ def plan_cards() -> list[PlanCard]:
     return cards
 
 
-class OriginalUrls:
-    """The URL each device first asked for, kept on the server (never in a parameter) until
-    it logs in. Bounded in size and age; one per address."""
+def kept_page(name: str, template: str, **context: Any) -> str:
+    """A page that is the same for every phone not logged in, rendered once per language and
+    kept as long as the plan cards; only the CSRF token is put in per phone.
 
-    def __init__(self, limit: int = 4096, ttl_s: float = 1800.0) -> None:
-        self.limit, self.ttl_s = limit, ttl_s
-        self._urls: OrderedDict[str, tuple[float, str]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def remember(self, ip: IPv4Address, url: str) -> None:
-        with self._lock:
-            self._urls.pop(str(ip), None)
-            self._urls[str(ip)] = (time.monotonic(), url)
-            while len(self._urls) > self.limit:
-                self._urls.popitem(last=False)
-
-    def take(self, ip: IPv4Address) -> str | None:
-        with self._lock:
-            item = self._urls.pop(str(ip), None)
-        if item is None or time.monotonic() - item[0] > self.ttl_s:
-            return None
-        return item[1]
-
-    def peek(self, ip: IPv4Address) -> str | None:
-        with self._lock:
-            item = self._urls.get(str(ip))
-        return None if item is None else item[1]
+    After a power cut every phone asks for the welcome page at once: rendering it each time
+    would cost more than everything else the request does.
+    """
+    cache: dict[tuple[str, str], tuple[float, str]] = current_app.extensions.setdefault(
+        "hotspot.pages", {}
+    )
+    key = (name, i18n.select_locale())
+    now_s = time.monotonic()
+    with _plans_lock:
+        hit = cache.get(key)
+    if hit is None or now_s - hit[0] >= _PLANS_TTL_S:
+        g.csrf_placeholder = True
+        try:
+            html = render_template(template, **context)
+        finally:
+            g.pop("csrf_placeholder", None)
+        hit = (now_s, html)
+        with _plans_lock:
+            cache[key] = hit
+    return hit[1].replace(security.PLACEHOLDER, security.csrf_token())

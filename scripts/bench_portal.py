@@ -10,6 +10,7 @@ Prints requests per second and p50/p99 latency. Traffic stays between these name
 loop is bounded; everything is removed at the end.
 
     sudo .venv/bin/python scripts/bench_portal.py [--phones 200] [--rounds 5] [--namespaces 10]
+        [--workers 2] [--threads 6] [--spread SECONDS]
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import argparse
 import contextlib
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -68,6 +70,19 @@ def build(namespaces: int, phones: int) -> list[list[str]]:
     return groups
 
 
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """User and system CPU time so far of a process and its children (the workers)."""
+    user = system = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    pids = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        pids += [int(c) for c in (task / "children").read_text().split()]
+    for p in pids:
+        fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        user, system = user + int(fields[11]) / tick, system + int(fields[12]) / tick
+    return user, system
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
@@ -78,7 +93,8 @@ def main() -> int:
     parser.add_argument("--phones", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--namespaces", type=int, default=10)
-    parser.add_argument("--threads", type=int, default=6, help="portal worker threads")
+    parser.add_argument("--threads", type=int, default=6, help="portal threads per worker")
+    parser.add_argument("--workers", type=int, default=2, help="portal worker processes")
     parser.add_argument(
         "--spread", type=float, default=0.0,
         help="seconds over which the phones come back (0: all at the same instant)",
@@ -106,7 +122,7 @@ def main() -> int:
         config.write_text(
             f'[village]\nname = "Desa Uji"\nmessage = "Selamat datang"\n'
             f'[network]\nlan_interface = "br0"\n[portal]\naddress = "{ROUTER}"\nport = 8080\n'
-            f"threads = {args.threads}\n"
+            f'threads = {args.threads}\nworkers = {args.workers}\nruntime_dir = "{tmp / "run"}"\n'
             f'[database]\nurl = "{url}"\n[free]\nenabled = true\n'
             f'[daemon]\ncontrol_socket = "{tmp / "control.sock"}"\n'
         )
@@ -121,6 +137,8 @@ def main() -> int:
         assert portal.stdout is not None
         if portal.stdout.readline().strip() != "ready":
             raise RuntimeError("the portal did not start")
+        portal_cpu0 = cpu_seconds(portal.pid)
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.monotonic() + 1.5
         clients = [
             subprocess.Popen(
@@ -149,16 +167,24 @@ def main() -> int:
         ]
         results = [json.loads(c.communicate(timeout=600)[0]) for c in clients]
         elapsed = time.monotonic() - start
+        user, system = (b - a for a, b in zip(portal_cpu0, cpu_seconds(portal.pid), strict=True))
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        phones_cpu_s = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
         probe = [v for r in results for v in r["probe"]]
         welcome = [v for r in results for v in r["welcome"]]
         errors = sum(r["errors"] for r in results)
         every = probe + welcome
         print(f"{args.phones} phones x {args.rounds} rounds (probe + welcome page), "
               f"coming back over {args.spread:g} s, "
-              f"{args.namespaces} client namespaces, portal threads {args.threads}, "
+              f"{args.namespaces} client namespaces, "
+              f"portal {args.workers} workers x {args.threads} threads, "
               f"{os.cpu_count()} CPUs")  # fmt: skip
         print(f"requests: {len(every)} ok, {errors} failed, in {elapsed:.2f} s "
               f"= {len(every) / elapsed:.0f} requests/s")  # fmt: skip
+        per = 1000 / max(1, len(every))
+        print(f"CPU: portal {user + system:.2f} s = {(user + system) * per:.2f} ms per request "
+              f"({user * per:.2f} user, {system * per:.2f} system); phones (load generator, "
+              f"with starting {args.namespaces} Pythons) {phones_cpu_s:.2f} s")  # fmt: skip
         for name, values in (("probe", probe), ("welcome", welcome), ("all", every)):
             print(f"{name:8} p50 {percentile(values, 0.5) * 1000:6.1f} ms   "
                   f"p99 {percentile(values, 0.99) * 1000:6.1f} ms   "

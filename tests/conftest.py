@@ -58,7 +58,10 @@ def db(engine: Engine) -> Iterator[Session]:
 @pytest.fixture
 def config_file(tmp_path: Path, db_url: str) -> Path:
     path = tmp_path / "hotspot.toml"
-    path.write_text(f'[village]\nname = "Desa Uji"\n\n[database]\nurl = "{db_url}"\n')
+    path.write_text(
+        f'[village]\nname = "Desa Uji"\n\n[portal]\nruntime_dir = "{tmp_path / "portal-run"}"\n'
+        f'\n[database]\nurl = "{db_url}"\n'
+    )
     return path
 
 

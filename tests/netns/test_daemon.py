@@ -53,6 +53,7 @@ uplink_up = "100M"
 [portal]
 address = "{ROUTER_LAN}"
 port = {PORTAL_PORT}
+runtime_dir = "{tmp / "portal-run"}"
 
 [database]
 url = "{self.db_url}"

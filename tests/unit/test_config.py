@@ -98,6 +98,8 @@ def test_named_file_that_is_missing_is_an_error(
             "must differ from port",
         ),
         ("[portal]\nthreads = 0\n", "portal.threads", "between 1 and 256"),
+        ("[portal]\nworkers = 0\n", "portal.workers", "between 1 and 64"),
+        ('[portal]\nruntime_dir = "run"\n', "portal.runtime_dir", "absolute path"),
     ],
 )
 def test_bad_values_name_file_key_and_reason(

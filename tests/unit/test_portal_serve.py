@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
+import re
 import shutil
 import signal
 import socket
 import ssl
 import subprocess
 import sys
+import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -34,9 +38,11 @@ def test_serves_http_and_https(engine: Engine, config_file: Path, tmp_path: Path
     )  # fmt: skip
     http_port, https_port = free_port(), free_port()
     config_file.write_text(
-        config_file.read_text()
-        + f'\n[portal]\nport = {http_port}\nhttps_port = {https_port}\ntls_cert = "{cert}"\n'
-        f'tls_key = "{key}"\nsecret_key_file = "{tmp_path / "secret"}"\n'
+        config_file.read_text().replace(
+            "[portal]\n",
+            f'[portal]\nport = {http_port}\nhttps_port = {https_port}\ntls_cert = "{cert}"\n'
+            f'tls_key = "{key}"\nsecret_key_file = "{tmp_path / "secret"}"\n',
+        )
     )
     proc = subprocess.Popen(
         [sys.executable, "-c", "from portal.serve import run; run()", "--config",
@@ -76,3 +82,64 @@ def test_serves_http_and_https(engine: Engine, config_file: Path, tmp_path: Path
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
+
+
+def workers_of(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found |= {int(c) for c in (task / "children").read_text().split()}
+    return found
+
+
+def test_workers_share_the_socket_and_the_key_and_come_back_when_killed(
+    engine: Engine, config_file: Path
+) -> None:
+    port = free_port()
+    config_file.write_text(
+        config_file.read_text().replace("[portal]\n", f"[portal]\nport = {port}\nworkers = 2\n")
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from portal.serve import run; run()", "--config",
+         str(config_file), "--host", "127.0.0.1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    now: set[int] = set()
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready", proc.stderr.read() if proc.stderr else ""
+        first = workers_of(proc.pid)
+        assert len(first) == 2
+
+        # No secret_key_file: the key is made once, before the fork, so a form served by one
+        # worker is accepted by the other. New connections land on either worker.
+        for _ in range(12):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            conn.request("GET", "/", headers={"Host": "portal.lan"})
+            page = conn.getresponse()
+            cookie = page.getheader("Set-Cookie", "").split(";")[0]
+            token = re.search(r'name="csrf" value="([^"]+)"', page.read().decode())
+            conn.close()
+            assert token and cookie.startswith("hs=")
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            body = urllib.parse.urlencode({"csrf": token.group(1), "lang": "en", "next": "/"})
+            conn.request("POST", "/bahasa", body, {"Host": "portal.lan", "Cookie": cookie,
+                         "Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
+            assert conn.getresponse().status == 303
+            conn.close()
+
+        victim = min(first)
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            now = workers_of(proc.pid)
+            if len(now) == 2 and victim not in now:
+                break
+            time.sleep(0.1)
+        assert len(now) == 2 and victim not in now, now
+        for _ in range(6):  # still answered, whichever worker takes it
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as r:
+                assert r.status == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    assert not [pid for pid in now if Path(f"/proc/{pid}").exists()]  # SIGTERM ended them all
