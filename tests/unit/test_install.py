@@ -302,6 +302,18 @@ def test_dnsmasq_test_catches_a_broken_line(tmp_path: Path) -> None:
     assert _run("dnsmasq", "--test", f"--conf-file={broken}").returncode != 0
 
 
+def test_dnsmasq_accepts_the_ipv6_captive_option_once_switched_on(tmp_path: Path) -> None:
+    _require_dnsmasq()
+    conf = tmp_path / "dnsmasq.conf"
+    example = (REPO / "config/dnsmasq.conf.example").read_text()
+    switched_on = example.replace(
+        "#dhcp-option=tag:residents,option6:103,", "dhcp-option=tag:residents,option6:103,"
+    )
+    assert switched_on != example
+    conf.write_text(switched_on)
+    assert _run("dnsmasq", "--test", f"--conf-file={conf}").returncode == 0
+
+
 def test_dnsmasq_example_fills_the_firewalls_garden_set() -> None:
     """The nftset= line must name the set hotspotd's firewall creates, exactly."""
     from hotspotd.net.firewall import NftFirewall
@@ -314,7 +326,15 @@ def test_dnsmasq_example_fills_the_firewalls_garden_set() -> None:
     # Answered here and never forwarded; option 114 for every client; no ping delay.
     for line in ("address=/portal.lan/10.66.0.1", "local=/portal.lan/", "no-ping"):
         assert re.search(rf"^{re.escape(line)}$", example, re.M), line
-    assert re.search(r'^dhcp-option-force=tag:residents,114,"https://portal\.lan/', example, re.M)
+
+    # The captive API's URI, the same everywhere it is announced, on the portal's HTTPS port.
+    from hotspotd.config import PortalConfig
+
+    uri = f"https://{PortalConfig.hostname}:{PortalConfig.https_port}/api/captive"
+    assert re.findall(r'^dhcp-option-force=tag:residents,114,"([^"]+)"$', example, re.M) == [uri]
+    assert re.findall(r'^#dhcp-option=tag:residents,option6:103,"([^"]+)"$', example, re.M) == [uri]
+    radvd = (REPO / "config/radvd.conf.example").read_text()
+    assert re.findall(r'^\s*AdvCaptivePortalAPI "([^"]+)";$', radvd, re.M) == [uri]
 
 
 def _settings(part: str) -> dict[str, str]:
