@@ -25,8 +25,8 @@ from hotspotd import config as config_mod
 from hotspotd import schema
 from hotspotd.backup import backup_command, restore_command
 from hotspotd.control import ControlClient
-from hotspotd.core import codes, db, plans, units, vouchers
-from hotspotd.core.models import Plan, Voucher, VoucherState
+from hotspotd.core import codes, content, db, plans, units, vouchers
+from hotspotd.core.models import Listing, Plan, Voucher, VoucherState
 from hotspotd.errors import DatabaseNotReady, HotspotError, InvalidInput
 
 NONE = object()  # an option given as "none": clear the limit
@@ -153,7 +153,7 @@ def _iso(value: datetime | None) -> str | None:
 @click.version_option(package_name="hotspot")
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None) -> None:
-    """Manage the village hotspot: database, plans and vouchers."""
+    """Manage the village hotspot: database, plans, vouchers, devices, market and lessons."""
     ctx.obj = Env(config_path)
 
 
@@ -529,6 +529,246 @@ def voucher_revoke(env: Env, code: str, actor: str | None) -> None:
     with env.transaction() as session:
         revoked = vouchers.revoke(session, code, actor=actor or _actor(), now=_now())
         click.echo(f"revoked {codes.display(revoked.code)}")
+
+
+# ---------------------------------------------------------------- market and lessons
+
+
+def _listing_json(item: Listing) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "title": item.title,
+        "seller": item.seller,
+        "price_rp": item.price_rp,
+        "unit": item.unit,
+        "contact": item.contact,
+        "description": item.description,
+        "hidden": item.hidden,
+        "updated_at": _iso(item.updated_at),
+    }
+
+
+def _listing_rows(items: Sequence[Listing]) -> str:
+    return _table(
+        ["id", "title", "seller", "price", "contact", "shown"],
+        [
+            [
+                i.id,
+                i.title,
+                i.seller,
+                "" if i.price_rp is None else units.format_rupiah(i.price_rp) + f" {i.unit}",
+                i.contact,
+                "no" if i.hidden else "yes",
+            ]
+            for i in items
+        ],
+    )
+
+
+def _listing_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(
+        [
+            click.option("--title", help="What is sold (at most 80 characters)."),
+            click.option("--seller", help="Who sells it: a name, a shop, a group."),
+            click.option("--price", type=PRICE, help="Price in rupiah; 'none' for no price."),
+            click.option("--unit", help="What the price is for: 'per kg', 'per bungkus'."),
+            click.option("--contact", help="Phone number to call or WhatsApp (0812...)."),
+            click.option(
+                "--description",
+                help="Text; an empty line starts a paragraph, '- ' a list item. '-' reads stdin.",
+            ),
+        ]
+    ):
+        func = option(func)
+    return func
+
+
+def _description(text: str | None) -> str | None:
+    return click.get_text_stream("stdin").read() if text == "-" else text
+
+
+@cli.group(cls=_Group)
+def market() -> None:
+    """The BUMDes market page: products and services residents can read before login."""
+
+
+@market.command("add")
+@_listing_options
+@click.option("--json", "as_json", is_flag=True)
+@pass_env
+def market_add(env: Env, as_json: bool, **given: Any) -> None:
+    """Put a product on the market page.
+
+    Example: hotspotctl market add --title "Keripik singkong" --seller "Bu Sari"
+    --price 15000 --unit "per bungkus" --contact 0812-3456-7890
+    """
+    if not given["title"] or not given["seller"]:
+        raise InvalidInput("a listing needs --title and --seller")
+    price = given["price"]
+    fields = content.ListingFields(
+        title=given["title"],
+        seller=given["seller"],
+        description=_description(given["description"]) or "",
+        price_rp=None if price is NONE else price,
+        unit=given["unit"] or "",
+        contact=given["contact"] or "",
+    )
+    with env.transaction() as session:
+        item = content.add_listing(session, fields, _now())
+        if as_json:
+            _dump(_listing_json(item))
+        else:
+            click.echo(f"added listing {item.id}")
+            click.echo(_listing_rows([item]))
+
+
+@market.command("edit")
+@click.argument("listing_id", type=int)
+@_listing_options
+@pass_env
+def market_edit(env: Env, listing_id: int, **given: Any) -> None:
+    """Change a listing; options left out stay as they are."""
+    if all(v is None for v in given.values()):
+        raise InvalidInput("nothing to change: give at least one option")
+    with env.transaction() as session:
+        item = content.get_listing(session, listing_id, include_hidden=True)
+        price = given["price"]
+        fields = content.ListingFields(
+            title=item.title if given["title"] is None else given["title"],
+            seller=item.seller if given["seller"] is None else given["seller"],
+            description=item.description
+            if given["description"] is None
+            else (_description(given["description"]) or ""),
+            price_rp=item.price_rp if price is None else (None if price is NONE else price),
+            unit=item.unit if given["unit"] is None else given["unit"],
+            contact=item.contact if given["contact"] is None else given["contact"],
+        )
+        edited = content.edit_listing(session, listing_id, fields, _now())
+        click.echo(f"changed listing {edited.id}")
+        click.echo(_listing_rows([edited]))
+
+
+@market.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_env
+def market_list(env: Env, as_json: bool) -> None:
+    """Every listing, hidden ones too, newest first."""
+    with env.transaction() as session:
+        items = content.listings(session, include_hidden=True)
+        if as_json:
+            _dump([_listing_json(i) for i in items])
+        elif not items:
+            click.echo("no listings yet: add one with `hotspotctl market add`")
+        else:
+            click.echo(_listing_rows(items))
+
+
+@market.command("hide")
+@click.argument("listing_id", type=int)
+@pass_env
+def market_hide(env: Env, listing_id: int) -> None:
+    """Take a listing off the page (sold out); `show` puts it back."""
+    with env.transaction() as session:
+        content.set_listing_hidden(session, listing_id, True, _now())
+        click.echo(f"listing {listing_id} is hidden")
+
+
+@market.command("show")
+@click.argument("listing_id", type=int)
+@pass_env
+def market_show(env: Env, listing_id: int) -> None:
+    """Put a hidden listing back on the page."""
+    with env.transaction() as session:
+        content.set_listing_hidden(session, listing_id, False, _now())
+        click.echo(f"listing {listing_id} is shown")
+
+
+@market.command("remove")
+@click.argument("listing_id", type=int)
+@pass_env
+def market_remove(env: Env, listing_id: int) -> None:
+    """Delete a listing for good."""
+    with env.transaction() as session:
+        content.remove_listing(session, listing_id)
+        click.echo(f"listing {listing_id} removed")
+
+
+@cli.group(cls=_Group)
+def lesson() -> None:
+    """The learning page: short lessons residents can read before login."""
+
+
+@lesson.command("import")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, exists=True))
+@pass_env
+def lesson_import(env: Env, files: tuple[str, ...]) -> None:
+    """Add or replace lessons from files (config/lessons/ has the format and a starter set).
+
+    All files are checked first: one bad file changes nothing.
+    """
+    parsed = []
+    for position, path in enumerate(sorted(files)):
+        with open(path, encoding="utf-8") as f:
+            parsed.append(content.parse_lesson(f.read(), position=position, source=path))
+    slugs = [p.slug for p in parsed]
+    twice = sorted({s for s in slugs if slugs.count(s) > 1})
+    if twice:
+        raise InvalidInput(f"the same slug in more than one file: {', '.join(twice)}")
+    with env.transaction() as session:
+        for fields in parsed:
+            item, created = content.put_lesson(session, fields, _now())
+            click.echo(f"{'added' if created else 'replaced'} lesson {item.slug!r}")
+
+
+@lesson.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@pass_env
+def lesson_list(env: Env, as_json: bool) -> None:
+    """Every lesson, hidden ones too, in shelf order."""
+    with env.transaction() as session:
+        items = content.lessons(session, include_hidden=True)
+        if as_json:
+            _dump(
+                [
+                    {
+                        "slug": i.slug,
+                        "topic": i.topic.value,
+                        "title": i.title,
+                        "summary": i.summary,
+                        "hidden": i.hidden,
+                    }
+                    for i in items
+                ]
+            )
+        elif not items:
+            click.echo("no lessons yet: hotspotctl lesson import config/lessons/*.txt")
+        else:
+            click.echo(
+                _table(
+                    ["slug", "topic", "title", "shown"],
+                    [[i.slug, i.topic.value, i.title, "no" if i.hidden else "yes"] for i in items],
+                )
+            )
+
+
+@lesson.command("hide")
+@click.argument("slug")
+@pass_env
+def lesson_hide(env: Env, slug: str) -> None:
+    """Take a lesson off the page; `show` puts it back."""
+    with env.transaction() as session:
+        content.set_lesson_hidden(session, slug, True, _now())
+        click.echo(f"lesson {slug!r} is hidden")
+
+
+@lesson.command("show")
+@click.argument("slug")
+@pass_env
+def lesson_show(env: Env, slug: str) -> None:
+    """Put a hidden lesson back on the page."""
+    with env.transaction() as session:
+        content.set_lesson_hidden(session, slug, False, _now())
+        click.echo(f"lesson {slug!r} is shown")
 
 
 # ---------------------------------------------------------------- through the daemon

@@ -73,13 +73,14 @@ def create_app(
         if session is not None:
             session.close()
 
-    from portal import api, captive, health, i18n, security
+    from portal import api, captive, health, i18n, security, village
 
     i18n.init_app(app)
     security.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(captive.bp)
+    app.register_blueprint(village.bp)
     p = cfg.portal
     app.wsgi_app = Intercept(  # type: ignore[method-assign]
         app.wsgi_app,

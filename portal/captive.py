@@ -20,13 +20,14 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from werkzeug.exceptions import HTTPException
 
-from hotspotd.core import codes
+from hotspotd.core import codes, content
 from portal import i18n, security
 from portal.originals import OriginalUrls
 from portal.views import (
     Refusal,
     ask,
     cfg,
+    db,
     device_ip,
     kept_page,
     plan_cards,
@@ -52,10 +53,11 @@ def welcome() -> ResponseReturnValue:
     code = _code_param()
     st = status_of(device_ip())
     if st is None and not request.args:  # the page every phone gets first: kept
-        return kept_page("welcome", "welcome.html", status=None, code="", plans=plan_cards(),
-                         free=cfg().free)  # fmt: skip
+        return kept_page("welcome", "welcome.html", lambda: dict(
+            status=None, code="", plans=plan_cards(), free=cfg().free, tiles=content.counts(db())
+        ))  # fmt: skip
     return render_template("welcome.html", status=st, code=code, plans=plan_cards(),
-                           free=cfg().free)  # fmt: skip
+                           free=cfg().free, tiles=content.counts(db()))  # fmt: skip
 
 
 def _typed_code() -> str:

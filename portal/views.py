@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from ipaddress import IPv4Address
@@ -215,7 +216,7 @@ def plan_cards() -> list[PlanCard]:
     return cards
 
 
-def kept_page(name: str, template: str, **context: Any) -> str:
+def kept_page(name: str, template: str, context: Callable[[], dict[str, Any]]) -> str:
     """A page that is the same for every phone not logged in, rendered once per language and
     kept as long as the plan cards; only the CSRF token is put in per phone.
 
@@ -232,7 +233,7 @@ def kept_page(name: str, template: str, **context: Any) -> str:
     if hit is None or now_s - hit[0] >= _PLANS_TTL_S:
         g.csrf_placeholder = True
         try:
-            html = render_template(template, **context)
+            html = render_template(template, **context())
         finally:
             g.pop("csrf_placeholder", None)
         hit = (now_s, html)

@@ -282,3 +282,49 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(32))
     subject: Mapped[str] = mapped_column(String(64))
     detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class LessonTopic(enum.StrEnum):
+    """The village's learning shelves (the programmes' workshop themes)."""
+
+    INTERNET = "internet"  # basic internet and staying safe online
+    JUALAN = "jualan"  # selling home-made products through social media
+    KESEHATAN = "kesehatan"  # e-health
+    PERTANIAN = "pertanian"  # e-agro
+
+
+class Listing(Base):
+    """A product or service on the BUMDes market page, readable before login."""
+
+    __tablename__ = "listing"
+    __table_args__ = (
+        CheckConstraint("price_rp IS NULL OR price_rp >= 0", name="price"),
+        Index("ix_listing_hidden_updated", "hidden", "updated_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(80))
+    seller: Mapped[str] = mapped_column(String(80))
+    description: Mapped[str] = mapped_column(Text, default="")
+    price_rp: Mapped[int | None] = mapped_column(BigInteger)
+    unit: Mapped[str] = mapped_column(String(24), default="")  # "per kg", "per bungkus"
+    contact: Mapped[str] = mapped_column(String(20), default="")  # a phone number, digits
+    hidden: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class Lesson(Base):
+    """A short lesson on the learning page, readable before login."""
+
+    __tablename__ = "lesson"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(60), unique=True)
+    topic: Mapped[LessonTopic] = mapped_column(_enum(LessonTopic, "lesson_topic"))
+    title: Mapped[str] = mapped_column(String(80))
+    summary: Mapped[str] = mapped_column(String(160), default="")
+    body: Mapped[str] = mapped_column(Text)
+    position: Mapped[int] = mapped_column(default=0)
+    hidden: Mapped[bool] = mapped_column(default=False)
+    updated_at: Mapped[datetime]
