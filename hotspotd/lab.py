@@ -81,6 +81,18 @@ DEMO_PLANS: tuple[tuple[str, ...], ...] = (
      "--up", "512k", "--devices", "1"),
 )  # fmt: skip
 DEMO_VOUCHERS = {"Harian": 5, "Mingguan": 3, "Pelajar": 3}
+# The BUMDes market and lessons the demo's welcome page links to (made-up sellers).
+LESSONS = Path(__file__).resolve().parents[1] / "config" / "lessons"
+DEMO_LISTINGS = [
+    ("--title", "Keripik singkong balado", "--seller", "Bu Sari (RT 02)", "--price", "15000",
+     "--unit", "per bungkus", "--contact", "0812-0000-0001",
+     "--description", "Singkong dari kebun sendiri, digoreng tiap pagi.\n\n- pedas\n- original"),
+    ("--title", "Gula aren cetak", "--seller", "KWT Melati", "--price", "25000",
+     "--unit", "per kg", "--contact", "0812-0000-0002",
+     "--description", "Gula aren asli tanpa campuran. Pesan sehari sebelumnya."),
+    ("--title", "Servis pompa air", "--seller", "Pak Darto", "--contact", "0812-0000-0003",
+     "--description", "Datang ke rumah, harga sesuai kerusakan."),
+]  # fmt: skip
 REQUIRED_TOOLS = ("ip", "nft", "tc", "dnsmasq", "dhclient", "setpriv")
 
 # The phones' DHCP hook. dhclient runs it with a clean environment and these variables; it sets
@@ -419,6 +431,9 @@ state_dir = "{self.state}"
                     "--batch", f"Lab {plan}", "--by", "lab", "--json", *extra,
                 )  # fmt: skip
                 self.vouchers[plan] = [str(c) for c in json.loads(out)]
+            self.hotspotctl("lesson", "import", *(str(p) for p in sorted(LESSONS.glob("*.txt"))))
+            for listing in DEMO_LISTINGS:
+                self.hotspotctl("market", "add", *listing)
         finally:
             os.umask(old)
         (self.state / "vouchers.json").write_text(json.dumps(self.vouchers, indent=2) + "\n")
@@ -534,6 +549,8 @@ state_dir = "{self.state}"
             },
             "portal": {
                 "url": portal,
+                "market": f"{portal}pasar",
+                "lessons": f"{portal}belajar",
                 "address": f"http://{LAN_ADDR}:{PORTAL_PORT}/",
                 "captive_api": self.captive_api,
                 "user": self.portal_user,
