@@ -7,9 +7,12 @@ village's time zone.
 from __future__ import annotations
 
 from datetime import datetime
+from functools import lru_cache
 
 from flask import Flask, request
 from flask_babel import Babel, format_datetime, format_decimal, get_locale, gettext, ngettext
+from werkzeug.datastructures import LanguageAccept
+from werkzeug.http import parse_accept_header
 
 from hotspotd.core import units
 
@@ -27,7 +30,14 @@ def select_locale() -> str:
     chosen = request.cookies.get(COOKIE)
     if chosen in LANGUAGES:
         return chosen
-    return request.accept_languages.best_match(LANGUAGES) or LANGUAGES[0]
+    return _best_language(request.headers.get("Accept-Language", "")[:500])
+
+
+@lru_cache(maxsize=256)
+def _best_language(header: str) -> str:
+    """Phones send a handful of different Accept-Language headers: parse each once."""
+    accepted = parse_accept_header(header, LanguageAccept)
+    return accepted.best_match(LANGUAGES) or LANGUAGES[0]
 
 
 def duration(seconds: int | None) -> str:
