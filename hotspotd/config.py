@@ -49,6 +49,9 @@ class NetworkConfig:
     # hotspotd turns IPv4 forwarding on only once its table is built, and off with --flush,
     # so a router that boots with forwarding off is never an open door before the daemon runs.
     manage_forwarding: bool = True
+    # The LAN's private addresses leave through wan_interface as the router's (masquerade).
+    # Off only where the upstream routes lan_prefix back to this router itself.
+    masquerade: bool = True
 
 
 @dataclass(frozen=True)
@@ -216,6 +219,7 @@ def parse(data: Mapping[str, Any], source: str) -> Config:
         uplink_down_bps=t.parsed("uplink_down", units.parse_rate, d_n.uplink_down_bps, "a rate"),
         uplink_up_bps=t.parsed("uplink_up", units.parse_rate, d_n.uplink_up_bps, "a rate"),
         manage_forwarding=t.get("manage_forwarding", bool, d_n.manage_forwarding),
+        masquerade=t.get("masquerade", bool, d_n.masquerade),
     )
     if network.wan_interface == network.lan_interface:
         raise t.fail("wan_interface", "must differ from lan_interface")

@@ -594,6 +594,20 @@ def set_forwarding(on: bool) -> None:
         raise AdapterError(f"cannot set {IP_FORWARD}: {exc.strerror}") from None
 
 
+def uplink_for_masquerade(cfg: config_mod.Config) -> str | None:
+    """The uplink to masquerade behind: wan_interface, else the default route's interface."""
+    if not cfg.network.masquerade:
+        return None
+    wan = cfg.network.wan_interface or config_mod.detect_wan_interface()
+    if wan is None or wan == cfg.network.lan_interface:
+        log.warning(
+            "no uplink to masquerade behind (no wan_interface and no default route): "
+            "phones' traffic leaves with their own addresses"
+        )
+        return None
+    return wan
+
+
 def build_adapters(cfg: config_mod.Config) -> tuple[Firewall, Shaper, MacOf]:
     from hotspotd.net.firewall import NftFirewall
     from hotspotd.net.shaper import TcShaper
@@ -602,6 +616,7 @@ def build_adapters(cfg: config_mod.Config) -> tuple[Firewall, Shaper, MacOf]:
         lan_interface=cfg.network.lan_interface,
         portal_ip=cfg.portal.address,
         portal_port=cfg.portal.port,
+        masquerade_interface=uplink_for_masquerade(cfg),
     )
     shaper = TcShaper(lan_interface=cfg.network.lan_interface, lan_prefix=cfg.network.lan_prefix)
     return firewall, shaper, _mac_lookup(cfg)

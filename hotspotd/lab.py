@@ -376,8 +376,8 @@ state_dir = "{self.state}"
         for addr in (NET_DNS, NET_WEB, NET_GARDEN):
             run(*u, "addr", "add", f"{addr}/24", "dev", "eth0")
         run(*u, "link", "set", "eth0", "up")
-        # The "internet" routes the village's addresses back to the router (the hotspot table
-        # does no NAT; a real uplink needs the modem or a masquerade rule to do it).
+        # hotspotd masquerades behind the uplink (network.masquerade), as a real ISP modem
+        # needs; the route back is there for `masquerade = false` and for tests without it.
         run(*u, "route", "add", LAN_PREFIX, "via", WAN_ROUTER)
         run(*r, "route", "add", "default", "via", NET_DNS)
         # Forwarding stays off: hotspotd turns it on once its table is built.

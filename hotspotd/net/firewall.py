@@ -20,6 +20,8 @@ between a deauthorize and an entry's deletion, nor re-create an entry afterwards
 - `lan_in` (forwarded, towards the LAN): authorized addresses, replies from the garden and to
   connections of trusted MACs (ct mark) pass; other established tcp gets a reset so the far end
   stops too; the rest is dropped.
+- `postrouting_nat`: with `masquerade_interface`, what the LAN sends out through the uplink
+  leaves with the router's address there (the ISP's modem has no route back to lan_prefix).
 
 Two counter sets, `auth_up` (`ipv4_addr . ether_addr`) and `auth_down` (`ipv4_addr`), are only
 looked up in the forward chains, so each forwarded byte is counted once; a third plain set
@@ -164,11 +166,16 @@ class NftFirewall:
         portal_port: int = 80,
         table: str = "hotspot",
         dns_redirect_port: int | None = None,
+        masquerade_interface: str | None = None,
         trusted_ct_mark: int = 0x00400000,
         runner_factory: Callable[[], NftRunner] = default_runner,
     ) -> None:
         if not _IFNAME.match(lan_interface):
             raise ValueError(f"not an interface name: {lan_interface!r}")
+        if masquerade_interface is not None and (
+            not _IFNAME.match(masquerade_interface) or masquerade_interface == lan_interface
+        ):
+            raise ValueError(f"not an uplink interface name: {masquerade_interface!r}")
         if not _TABLE.match(table):
             raise ValueError(f"not a table name: {table!r}")
         for name, port in (("portal_port", portal_port), ("dns_redirect_port", dns_redirect_port)):
@@ -181,6 +188,7 @@ class NftFirewall:
         self._portal_port = int(portal_port)
         self._table = table
         self._dns_port = dns_redirect_port
+        self._masquerade = masquerade_interface
         self._mark = trusted_ct_mark
         self._runner_factory = runner_factory
         self._runner: NftRunner | None = None
@@ -368,6 +376,7 @@ class NftFirewall:
             "prerouting_raw": "type filter hook prerouting priority raw; policy accept;",
             "prerouting_nat": "type nat hook prerouting priority dstnat; policy accept;",
             "forward": "type filter hook forward priority filter; policy accept;",
+            "postrouting_nat": "type nat hook postrouting priority srcnat; policy accept;",
             "lan_nat": "",
             "lan_out": "",
             "lan_in": "",
@@ -382,6 +391,14 @@ class NftFirewall:
             "prerouting_raw": [f"iifname {lan} ether saddr @blocked drop"],
             "prerouting_nat": [f"iifname {lan} jump lan_nat"],
             "forward": [f"iifname {lan} jump lan_out", f"oifname {lan} jump lan_in"],
+            # The village's private addresses leave through the uplink as the router's own:
+            # the ISP's modem knows no route back to lan_prefix. Counting and shaping still see
+            # each phone's address (they run before this hook, and replies are un-NATed first).
+            "postrouting_nat": (
+                [f'iifname {lan} oifname "{self._masquerade}" masquerade']
+                if self._masquerade
+                else []
+            ),
             "lan_nat": [
                 "ether saddr @trusted return",
                 "ip saddr . ether saddr @auth return",

@@ -33,6 +33,7 @@ _LEFTOVER = re.compile(rf"^{PREFIX}(\d+)-")
 CLONE_NEWNET = 0x40000000
 
 ROUTER_LAN = "10.66.0.1"
+ROUTER_WAN = "198.18.0.1"
 LAN_PREFIX = "10.66.0.0/16"
 UPSTREAM = "198.18.0.2"
 GARDEN_HOST = "198.18.0.3"
@@ -186,7 +187,7 @@ class Lab:
         self._ip("r", "link", "add", "wan0", "type", "veth", "peer", "name", "eth0", "netns", up)
         self._ip("r", "addr", "add", f"{ROUTER_LAN}/16", "dev", "lan0")
         self._ip("r", "addr", "add", "fd66::1/64", "dev", "lan0", "nodad")
-        self._ip("r", "addr", "add", "198.18.0.1/24", "dev", "wan0")
+        self._ip("r", "addr", "add", f"{ROUTER_WAN}/24", "dev", "wan0")
         self._ip("r", "addr", "add", "2001:db8:18::1/64", "dev", "wan0", "nodad")
         for dev in ("lan0", "wan0"):
             self._ip("r", "link", "set", dev, "up")
@@ -195,7 +196,7 @@ class Lab:
         self._ip("up", "addr", "add", f"{GARDEN_HOST}/24", "dev", "eth0")
         self._ip("up", "addr", "add", f"{UPSTREAM6}/64", "dev", "eth0", "nodad")
         self._ip("up", "link", "set", "eth0", "up")
-        self._ip("up", "route", "add", LAN_PREFIX, "via", "198.18.0.1")
+        self._ip("up", "route", "add", LAN_PREFIX, "via", ROUTER_WAN)
         self._ip("up", "-6", "route", "add", "fd66::/64", "via", "2001:db8:18::1")
         if not self.offloads:
             for role, dev in (("p1", "eth0"), ("p2", "eth0"), ("rogue", "eth0"), ("up", "eth0"),

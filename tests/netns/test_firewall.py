@@ -19,6 +19,7 @@ from tests.netns.lab import (
     PORTAL_PORT,
     ROGUE,
     ROUTER_LAN,
+    ROUTER_WAN,
     TCP_PORT,
     UPSTREAM,
     UPSTREAM6,
@@ -266,6 +267,37 @@ def test_unauthorized_dns_can_be_sent_to_a_restricted_resolver(router: Router) -
         assert upstream_heard(lab, "10.66.1.2") == heard + 1
     finally:
         restricted.close()
+
+
+def test_masquerade_behind_the_uplink_keeps_counting_each_phone(router: Router) -> None:
+    """A real uplink (an ISP's modem) has no route back to lan_prefix: the router NATs."""
+    lab = router.lab
+    natted = NftFirewall(
+        lan_interface="lan0", portal_ip=ROUTER_LAN, portal_port=PORTAL_PORT,
+        masquerade_interface="wan0",
+    )  # fmt: skip
+    try:
+        natted.setup()
+        natted.apply(FirewallChange(authorize=frozenset({key_of(PHONE1)})))
+        heard_phone, heard_router = upstream_heard(lab, PHONE1.ip), upstream_heard(lab, ROUTER_WAN)
+        answer = http(lab, "p1")
+        assert answer["ok"] and answer["body"] == "UPSTREAM"
+        assert upstream_heard(lab, ROUTER_WAN) == heard_router + 1
+        assert upstream_heard(lab, PHONE1.ip) == heard_phone
+        counters = natted.counters()
+        assert counters[key_of(PHONE1)].bytes_up > 0 and counters[key_of(PHONE1)].bytes_down > 0
+        # unauthorized phones still land on the portal; nothing of theirs is NATed out
+        assert http(lab, "p2")["body"] == "PORTAL"
+        natted.setup()  # again: the rule is not doubled
+        rules = lab.exec("r", "nft", "list", "chain", "inet", "hotspot", "postrouting_nat").stdout
+        assert rules.count("masquerade") == 1
+    finally:
+        natted.close()
+    router.firewall.setup()  # without masquerade: the same chain, now empty
+    rules = lab.exec("r", "nft", "list", "chain", "inet", "hotspot", "postrouting_nat").stdout
+    assert "masquerade" not in rules
+    with pytest.raises(ValueError, match="uplink"):
+        NftFirewall(lan_interface="lan0", portal_ip=ROUTER_LAN, masquerade_interface="lan0")
 
 
 def test_ruleset_loaded_at_boot_closes_the_door_before_the_daemon(router: Router) -> None:

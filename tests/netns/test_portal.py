@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.netns.lab import PHONE1, ROUTER_LAN, UPSTREAM, Lab
+from tests.netns.lab import PHONE1, ROUTER_LAN, ROUTER_WAN, UPSTREAM, Lab
 from tests.netns.test_daemon import Daemon
 
 pytestmark = pytest.mark.netns
@@ -62,7 +62,9 @@ def test_phone_opens_a_page_logs_in_on_the_portal_and_gets_that_page(
         assert got["after_login"] == wanted, got
         assert got["body"] == "UPSTREAM"
         served = lab.log_lines("up-http")[before:]
-        assert served == [f"{PHONE1.ip} /berita/hari-ini?desa=sukamaju"]
+        # hotspotd masquerades behind wan0 (network.masquerade is on by default): the
+        # upstream sees the router's uplink address, as an ISP's modem would
+        assert served == [f"{ROUTER_WAN} /berita/hari-ini?desa=sukamaju"]
         status = daemon.client.call("status", ip=PHONE1.ip)
         assert status["plan"] == "Harian" and status["mac"] == PHONE1.mac
     finally:

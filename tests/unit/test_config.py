@@ -99,6 +99,7 @@ def test_named_file_that_is_missing_is_an_error(
         ),
         ("[portal]\nthreads = 0\n", "portal.threads", "between 1 and 256"),
         ("[portal]\nworkers = 0\n", "portal.workers", "between 1 and 64"),
+        ('[network]\nmasquerade = "yes"\n', "network.masquerade", "expected"),
         ('[portal]\nruntime_dir = "run"\n', "portal.runtime_dir", "absolute path"),
     ],
 )

@@ -337,3 +337,21 @@ def test_hotspotctl_operations_through_the_socket(
         )
     finally:
         server.stop()
+
+
+def test_masquerade_goes_behind_the_uplink_or_nowhere(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hotspotd import daemon as daemon_mod
+
+    base = config.load(config_file)
+    assert base.network.masquerade is True  # on by default: an ISP modem has no route back
+    given = replace(base, network=replace(base.network, lan_interface="br0", wan_interface="eth1"))
+    assert daemon_mod.uplink_for_masquerade(given) == "eth1"
+    monkeypatch.setattr(config, "detect_wan_interface", lambda: "ppp0")
+    found = replace(given, network=replace(given.network, wan_interface=None))
+    assert daemon_mod.uplink_for_masquerade(found) == "ppp0"
+    monkeypatch.setattr(config, "detect_wan_interface", lambda: None)
+    assert daemon_mod.uplink_for_masquerade(found) is None  # no uplink yet: a warning, no NAT
+    off = replace(given, network=replace(given.network, masquerade=False))
+    assert daemon_mod.uplink_for_masquerade(off) is None
