@@ -617,6 +617,8 @@ def build_adapters(cfg: config_mod.Config) -> tuple[Firewall, Shaper, MacOf]:
         portal_ip=cfg.portal.address,
         portal_port=cfg.portal.port,
         masquerade_interface=uplink_for_masquerade(cfg),
+        # the router's own services a phone may reach: DHCP, DNS and the portal's ports
+        local_tcp_ports=(cfg.portal.https_port,) if cfg.portal.https else (),
     )
     shaper = TcShaper(lan_interface=cfg.network.lan_interface, lan_prefix=cfg.network.lan_prefix)
     return firewall, shaper, _mac_lookup(cfg)

@@ -20,6 +20,9 @@ between a deauthorize and an entry's deletion, nor re-create an entry afterwards
 - `lan_in` (forwarded, towards the LAN): authorized addresses, replies from the garden and to
   connections of trusted MACs (ct mark) pass; other established tcp gets a reset so the far end
   stops too; the rest is dropped.
+- `lan_local` (input, from the LAN to the router itself): phones reach only DHCP, DNS, the
+  portal's ports and ICMP; SSH and anything else the router runs answer only trusted MACs (the
+  operator's own laptop), whether the phone is logged in or not.
 - `postrouting_nat`: with `masquerade_interface`, what the LAN sends out through the uplink
   leaves with the router's address there (the ISP's modem has no route back to lan_prefix).
 
@@ -167,6 +170,7 @@ class NftFirewall:
         table: str = "hotspot",
         dns_redirect_port: int | None = None,
         masquerade_interface: str | None = None,
+        local_tcp_ports: Iterable[int] = (),
         trusted_ct_mark: int = 0x00400000,
         runner_factory: Callable[[], NftRunner] = default_runner,
     ) -> None:
@@ -189,6 +193,10 @@ class NftFirewall:
         self._table = table
         self._dns_port = dns_redirect_port
         self._masquerade = masquerade_interface
+        ports = {int(p) for p in local_tcp_ports} | {self._portal_port}
+        if any(not 0 < p < 65536 for p in ports):
+            raise ValueError(f"local_tcp_ports out of range: {sorted(ports)}")
+        self._local_tcp = sorted(ports)
         self._mark = trusted_ct_mark
         self._runner_factory = runner_factory
         self._runner: NftRunner | None = None
@@ -377,6 +385,8 @@ class NftFirewall:
             "prerouting_nat": "type nat hook prerouting priority dstnat; policy accept;",
             "forward": "type filter hook forward priority filter; policy accept;",
             "postrouting_nat": "type nat hook postrouting priority srcnat; policy accept;",
+            "input": "type filter hook input priority filter; policy accept;",
+            "lan_local": "",
             "lan_nat": "",
             "lan_out": "",
             "lan_in": "",
@@ -387,8 +397,20 @@ class NftFirewall:
                 f"udp dport 53 redirect to :{self._dns_port}",
                 f"tcp dport 53 redirect to :{self._dns_port}",
             ]
+        dns_ports = ", ".join(str(p) for p in sorted({53, self._dns_port or 53}))
+        tcp_ports = ", ".join(str(p) for p in sorted({*self._local_tcp, 53, self._dns_port or 53}))
         rules = {
             "prerouting_raw": [f"iifname {lan} ether saddr @blocked drop"],
+            "input": [f"iifname {lan} jump lan_local"],
+            "lan_local": [
+                "ct state established,related accept",
+                "ether saddr @trusted accept",  # the operator's own laptop: SSH and the rest
+                "meta l4proto { icmp, ipv6-icmp } accept",
+                f"udp dport {{ 67, {dns_ports} }} accept",
+                f"tcp dport {{ {tcp_ports} }} accept",
+                "meta l4proto tcp reject with tcp reset",
+                "reject with icmpx admin-prohibited",
+            ],
             "prerouting_nat": [f"iifname {lan} jump lan_nat"],
             "forward": [f"iifname {lan} jump lan_out", f"oifname {lan} jump lan_in"],
             # The village's private addresses leave through the uplink as the router's own:

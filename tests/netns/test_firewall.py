@@ -269,6 +269,35 @@ def test_unauthorized_dns_can_be_sent_to_a_restricted_resolver(router: Router) -
         restricted.close()
 
 
+def test_phones_reach_only_the_routers_lan_services(router: Router) -> None:
+    """DHCP, DNS and the portal answer every phone; SSH and the rest only a trusted MAC."""
+    lab = router.lab
+    lab.serve("r", "serve-tcp", "2222", str(lab.log("router-ssh")))  # stands in for sshd
+
+    def to_router(role: str, port: int) -> object:
+        return lab.agent(role, "connect", ROUTER_LAN, str(port), timeout=3)["result"]
+
+    assert to_router("p1", PORTAL_PORT) == "connected"
+    assert lab.agent("p1", "dns", ROUTER_LAN, "53", timeout=1.5)["answer"]
+    assert to_router("p1", 2222) == "refused"  # not logged in
+    authorize(router, PHONE1, trusted=frozenset({PHONE2.mac}))
+    assert to_router("p1", 2222) == "refused"  # logged in: still a resident, not the operator
+    assert to_router("p2", 2222) == "connected"  # the operator's trusted laptop
+    assert to_router("p1", PORTAL_PORT) == "connected"
+    assert lab.agent("p1", "rtt", ROUTER_LAN, "2")["lost"] == 0  # ICMP echo answers
+    with_https = NftFirewall(
+        lan_interface="lan0", portal_ip=ROUTER_LAN, portal_port=PORTAL_PORT,
+        local_tcp_ports=[2222],
+    )  # fmt: skip
+    try:
+        with_https.setup()
+        assert to_router("p1", 2222) == "connected"  # e.g. the portal's HTTPS port
+    finally:
+        with_https.close()
+    with pytest.raises(ValueError, match="local_tcp_ports"):
+        NftFirewall(lan_interface="lan0", portal_ip=ROUTER_LAN, local_tcp_ports=[70000])
+
+
 def test_masquerade_behind_the_uplink_keeps_counting_each_phone(router: Router) -> None:
     """A real uplink (an ISP's modem) has no route back to lan_prefix: the router NATs."""
     lab = router.lab
