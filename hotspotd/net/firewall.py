@@ -20,9 +20,10 @@ between a deauthorize and an entry's deletion, nor re-create an entry afterwards
 - `lan_in` (forwarded, towards the LAN): authorized addresses, replies from the garden and to
   connections of trusted MACs (ct mark) pass; other established tcp gets a reset so the far end
   stops too; the rest is dropped.
-- `lan_local` (input, from the LAN to the router itself): phones reach only DHCP, DNS, the
-  portal's ports and ICMP; SSH and anything else the router runs answer only trusted MACs (the
-  operator's own laptop), whether the phone is logged in or not.
+- `lan_local` (input, from the LAN to the router itself): DNS from devices not logged in is
+  limited to `DNS_RATE` per address (no DNS tunnel for free internet); phones reach only
+  DHCP, DNS, the portal's ports and ICMP; SSH and anything else the router runs answer only
+  trusted MACs (the operator's own laptop), whether the phone is logged in or not.
 - `postrouting_nat`: with `masquerade_interface`, what the LAN sends out through the uplink
   leaves with the router's address there (the ISP's modem has no route back to lan_prefix).
 
@@ -156,6 +157,10 @@ def default_runner() -> NftRunner:
         return LibNftables()
     except AdapterError:
         return NftCommand()
+
+
+# DNS queries a device that is not logged in may send the router, per address.
+DNS_RATE = "20/second burst 100 packets"
 
 
 class NftFirewall:
@@ -403,6 +408,12 @@ class NftFirewall:
             "prerouting_raw": [f"iifname {lan} ether saddr @blocked drop"],
             "input": [f"iifname {lan} jump lan_local"],
             "lan_local": [
+                # Before login, DNS is slowed per address (before the established accept: a
+                # tunnel reusing one socket would be "established"). A phone's burst at connect
+                # fits; a DNS tunnel for free internet gets a few kB/s.
+                f"meta l4proto {{ udp, tcp }} th dport {{ {dns_ports} }} "
+                "ip saddr . ether saddr != @auth ether saddr != @trusted "
+                f"update @dns_rate {{ ip saddr limit rate over {DNS_RATE} }} drop",
                 "ct state established,related accept",
                 "ether saddr @trusted accept",  # the operator's own laptop: SSH and the rest
                 "meta l4proto { icmp, ipv6-icmp } accept",
@@ -459,6 +470,7 @@ class NftFirewall:
             f"add set {t} blocked {{ type ether_addr; }}",
             f"add set {t} garden {{ type ipv4_addr; }}",
             f"add set {t} garden_dns {{ type ipv4_addr; }}",
+            f"add set {t} dns_rate {{ type ipv4_addr; size 65536; flags dynamic; timeout 1m; }}",
         ]
         for name, hook in chains.items():
             lines.append(f"add chain {t} {name} {{ {hook} }}" if hook else f"add chain {t} {name}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 from ipaddress import IPv4Address
 
@@ -267,6 +268,49 @@ def test_unauthorized_dns_can_be_sent_to_a_restricted_resolver(router: Router) -
         assert upstream_heard(lab, "10.66.1.2") == heard + 1
     finally:
         restricted.close()
+
+
+DNS_BURST = """
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+answers = 0
+
+def drain(seconds):
+    global answers
+    deadline = time.monotonic() + seconds
+    while True:
+        s.settimeout(max(0.001, deadline - time.monotonic()))
+        try:
+            s.recvfrom(2048)
+            answers += 1
+        except TimeoutError:
+            if time.monotonic() >= deadline:
+                return
+
+for i in range(300):  # in about half a second, reading answers as they come
+    s.sendto(b"q%d" % i, (sys.argv[1], 53))
+    if i % 10 == 9:
+        drain(0.015)
+drain(1.5)
+print(answers)
+"""
+
+
+def test_dns_before_login_is_slowed_so_no_tunnel_gets_through(router: Router) -> None:
+    """300 queries in half a second: a phone not logged in gets its burst (100) and 20/s."""
+    lab = router.lab
+
+    def burst(role: str) -> int:
+        proc = lab.exec(role, sys.executable, "-c", DNS_BURST, ROUTER_LAN, timeout=20)
+        assert proc.returncode == 0, proc.stderr
+        return int(proc.stdout)
+
+    slowed = burst("p1")
+    assert 90 <= slowed <= 140, slowed
+    authorize(router, PHONE1)
+    assert burst("p1") >= 295  # logged in: the router's resolver as fast as it answers
+    authorize(router, trusted=frozenset({PHONE2.mac}))
+    assert burst("p2") >= 295
 
 
 def test_phones_reach_only_the_routers_lan_services(router: Router) -> None:
