@@ -6,6 +6,8 @@ by portal.intercept.
 
 from __future__ import annotations
 
+import logging
+
 from flask import (
     Blueprint,
     Response,
@@ -18,6 +20,7 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 from hotspotd.core import codes, content
@@ -37,6 +40,7 @@ from portal.views import (
 )
 
 bp = Blueprint("captive", __name__)
+log = logging.getLogger("hotspot.portal")
 
 MAX_CODE = 40
 
@@ -166,10 +170,27 @@ def refused(refusal: Refusal) -> ResponseReturnValue:
     return response
 
 
+def _unavailable() -> str:
+    return _("The hotspot service is not running right now. Please try again in a minute.")
+
+
+@bp.app_errorhandler(SQLAlchemyError)
+def database_error(exc: SQLAlchemyError) -> ResponseReturnValue:
+    """The database is missing, not migrated or locked too long: a page that says try again."""
+    log.error("database error: %s", str(exc).splitlines()[0])
+    response = make_response(
+        render_template("error.html", message=_unavailable(), form=None, code=""), 503
+    )
+    response.headers["Retry-After"] = "30"
+    return response
+
+
 @bp.app_errorhandler(HTTPException)
 def http_error(exc: HTTPException) -> ResponseReturnValue:
     status = exc.code or 400
-    if exc.description == "csrf":
+    if status >= 500:
+        message = _unavailable()
+    elif exc.description == "csrf":
         message = _("This form has expired. Please open the page again and retry.")
     elif status == 404:
         message = _("This page does not exist.")

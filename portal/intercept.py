@@ -20,6 +20,7 @@ from html import escape
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wsgi import get_current_url
 
 from portal import security
@@ -87,7 +88,7 @@ class Intercept:
             return self.app(environ, start_response)
         ip = self._device(environ.get("REMOTE_ADDR", ""))
         probe = PROBES.get(environ.get("PATH_INFO", ""))
-        if probe is not None and ip is not None and ip in self.online:
+        if probe is not None and ip is not None and self._online(ip):
             status, body, mimetype = probe
             if status == 302:
                 return self._redirect(start_response, self.status_url)
@@ -95,6 +96,12 @@ class Intercept:
         if probe is None and ip is not None:
             self._remember(environ, ip, host)
         return self._redirect(start_response, self.portal_url)
+
+    def _online(self, ip: str) -> bool:
+        try:
+            return ip in self.online
+        except SQLAlchemyError:  # no database yet: the portal's own pages say so (503)
+            return False
 
     def _device(self, remote: str) -> str | None:
         try:

@@ -17,9 +17,30 @@ def test_healthz_reports_a_migrated_database(engine: Engine, config_file: Path) 
     assert answer.get_json() == {"ok": True, "schema": schema.head()}
 
 
-def test_healthz_refuses_an_unmigrated_database(tmp_path: Path) -> None:
+def unmigrated(tmp_path: Path) -> config.Config:
     path = tmp_path / "c.toml"
-    path.write_text(f'[database]\nurl = "sqlite:///{tmp_path / "empty.db"}"\n')
-    answer = create_app(config.load(path)).test_client().get("/healthz")
+    path.write_text(
+        f'[portal]\nruntime_dir = "{tmp_path / "run"}"\n'
+        f'[database]\nurl = "sqlite:///{tmp_path / "empty.db"}"\n'
+    )
+    return config.load(path)
+
+
+def test_healthz_refuses_an_unmigrated_database(tmp_path: Path) -> None:
+    answer = create_app(unmigrated(tmp_path)).test_client().get("/healthz")
     assert answer.status_code == 503
     assert "hotspotctl db upgrade" in answer.get_json()["reason"]
+
+
+def test_no_database_yet_is_a_page_that_says_try_again(tmp_path: Path) -> None:
+    client = create_app(unmigrated(tmp_path)).test_client()
+    phone = {"REMOTE_ADDR": "10.66.1.5"}
+    for path in ("/", "/pasar", "/belajar", "/status", "/api/captive"):
+        answer = client.get(path, base_url="http://portal.lan:8080", environ_base=phone)
+        assert answer.status_code == 503, path
+        assert answer.headers["Retry-After"] == "30"
+        assert "coba lagi" in answer.get_data(as_text=True).lower(), path
+        assert "Traceback" not in answer.get_data(as_text=True)
+    probe = client.get("/generate_204", base_url="http://connectivitycheck.gstatic.com",
+                       environ_base=phone)  # fmt: skip
+    assert probe.status_code == 302  # still sent to the portal, which says why
