@@ -196,8 +196,14 @@ class Workers:
         try:
             while got < want:
                 left = deadline - time.monotonic()
-                if left <= 0 or not select.select([fd], [], [], left)[0]:
+                if left <= 0:
                     return False
+                if not select.select([fd], [], [], min(left, 0.2))[0]:
+                    pid, _status = os.waitpid(-1, os.WNOHANG)
+                    if pid:  # a worker died before it was ready (e.g. a bad certificate)
+                        self.children.pop(pid, None)
+                        return False
+                    continue
                 data = os.read(fd, want)
                 if not data:  # every writer gone: a worker died before it was ready
                     return False

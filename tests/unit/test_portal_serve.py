@@ -143,3 +143,28 @@ def test_workers_share_the_socket_and_the_key_and_come_back_when_killed(
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
     assert not [pid for pid in now if Path(f"/proc/{pid}").exists()]  # SIGTERM ended them all
+
+
+def test_a_worker_that_cannot_start_stops_the_portal_at_once(
+    engine: Engine, config_file: Path, tmp_path: Path
+) -> None:
+    """A certificate that is not there: the first worker cannot serve HTTPS, and the portal
+    says so and exits instead of waiting for it."""
+    port, https_port = free_port(), free_port()
+    config_file.write_text(
+        config_file.read_text().replace(
+            "[portal]\n",
+            f"[portal]\nport = {port}\nhttps_port = {https_port}\nworkers = 2\n"
+            f'tls_cert = "{tmp_path / "missing.crt"}"\ntls_key = "{tmp_path / "missing.key"}"\n',
+        )
+    )
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-c", "from portal.serve import run; run()", "--config",
+         str(config_file), "--host", "127.0.0.1"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert "cannot serve HTTPS" in proc.stderr and "did not start" in proc.stderr
+    assert time.monotonic() - started < 20
+    assert "ready" not in proc.stdout
