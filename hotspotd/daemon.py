@@ -601,8 +601,8 @@ def uplink_for_masquerade(cfg: config_mod.Config) -> str | None:
     wan = cfg.network.wan_interface or config_mod.detect_wan_interface()
     if wan is None or wan == cfg.network.lan_interface:
         log.warning(
-            "no uplink to masquerade behind (no wan_interface and no default route): "
-            "phones' traffic leaves with their own addresses"
+            "no uplink to masquerade behind (set network.wan_interface; the default route "
+            "is missing or on the LAN): phones' traffic leaves with their own addresses"
         )
         return None
     return wan

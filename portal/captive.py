@@ -56,12 +56,14 @@ def _code_param() -> str:
 def welcome() -> ResponseReturnValue:
     code = _code_param()
     st = status_of(device_ip())
+
+    def context() -> dict[str, object]:
+        return dict(status=st, code=code, plans=plan_cards(), free=cfg().free,
+                    tiles=content.counts(db()))  # fmt: skip
+
     if st is None and not request.args:  # the page every phone gets first: kept
-        return kept_page("welcome", "welcome.html", lambda: dict(
-            status=None, code="", plans=plan_cards(), free=cfg().free, tiles=content.counts(db())
-        ))  # fmt: skip
-    return render_template("welcome.html", status=st, code=code, plans=plan_cards(),
-                           free=cfg().free, tiles=content.counts(db()))  # fmt: skip
+        return kept_page("welcome", "welcome.html", context)
+    return render_template("welcome.html", **context())
 
 
 def _typed_code() -> str:

@@ -216,7 +216,7 @@ def plan_cards() -> list[PlanCard]:
     return cards
 
 
-def kept_page(name: str, template: str, context: Callable[[], dict[str, Any]]) -> str:
+def kept_page(name: str, template: str, context: Callable[[], dict[str, object]]) -> str:
     """A page that is the same for every phone not logged in, rendered once per language and
     kept as long as the plan cards; only the CSRF token is put in per phone.
 

@@ -21,6 +21,15 @@ from sqlalchemy import Engine
 
 from tests.conftest import require
 
+PORTAL = [sys.executable, "-c", "from portal.serve import run; run()"]
+
+
+def portal_command(config_file: Path, portal_keys: str) -> list[str]:
+    """hotspot-portal on 127.0.0.1 with these lines added to the test config's [portal]."""
+    text = config_file.read_text()
+    config_file.write_text(text.replace("[portal]\n", "[portal]\n" + portal_keys))
+    return [*PORTAL, "--config", str(config_file), "--host", "127.0.0.1"]
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -37,18 +46,12 @@ def test_serves_http_and_https(engine: Engine, config_file: Path, tmp_path: Path
         check=True, capture_output=True, timeout=60,
     )  # fmt: skip
     http_port, https_port = free_port(), free_port()
-    config_file.write_text(
-        config_file.read_text().replace(
-            "[portal]\n",
-            f'[portal]\nport = {http_port}\nhttps_port = {https_port}\ntls_cert = "{cert}"\n'
-            f'tls_key = "{key}"\nsecret_key_file = "{tmp_path / "secret"}"\n',
-        )
+    command = portal_command(
+        config_file,
+        f'port = {http_port}\nhttps_port = {https_port}\ntls_cert = "{cert}"\n'
+        f'tls_key = "{key}"\nsecret_key_file = "{tmp_path / "secret"}"\n',
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from portal.serve import run; run()", "--config",
-         str(config_file), "--host", "127.0.0.1"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == "ready", proc.stderr.read() if proc.stderr else ""
@@ -95,14 +98,8 @@ def test_workers_share_the_socket_and_the_key_and_come_back_when_killed(
     engine: Engine, config_file: Path
 ) -> None:
     port = free_port()
-    config_file.write_text(
-        config_file.read_text().replace("[portal]\n", f"[portal]\nport = {port}\nworkers = 2\n")
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from portal.serve import run; run()", "--config",
-         str(config_file), "--host", "127.0.0.1"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    command = portal_command(config_file, f"port = {port}\nworkers = 2\n")
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     now: set[int] = set()
     try:
         assert proc.stdout is not None
@@ -151,19 +148,13 @@ def test_a_worker_that_cannot_start_stops_the_portal_at_once(
     """A certificate that is not there: the first worker cannot serve HTTPS, and the portal
     says so and exits instead of waiting for it."""
     port, https_port = free_port(), free_port()
-    config_file.write_text(
-        config_file.read_text().replace(
-            "[portal]\n",
-            f"[portal]\nport = {port}\nhttps_port = {https_port}\nworkers = 2\n"
-            f'tls_cert = "{tmp_path / "missing.crt"}"\ntls_key = "{tmp_path / "missing.key"}"\n',
-        )
+    command = portal_command(
+        config_file,
+        f"port = {port}\nhttps_port = {https_port}\nworkers = 2\n"
+        f'tls_cert = "{tmp_path / "missing.crt"}"\ntls_key = "{tmp_path / "missing.key"}"\n',
     )
     started = time.monotonic()
-    proc = subprocess.run(
-        [sys.executable, "-c", "from portal.serve import run; run()", "--config",
-         str(config_file), "--host", "127.0.0.1"],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1
     assert "cannot serve HTTPS" in proc.stderr and "did not start" in proc.stderr
     assert time.monotonic() - started < 20
