@@ -96,6 +96,11 @@ class DaemonConfig:
     control_socket: Path = Path("/run/hotspotd/control.sock")
     state_dir: Path = Path("/var/lib/hotspot")
 
+    @property
+    def clock_file(self) -> Path:
+        """Where the daemon publishes its clock for the portal and the CLI: beside its socket."""
+        return self.control_socket.with_name("clock.json")
+
 
 @dataclass(frozen=True)
 class Config:

@@ -19,17 +19,18 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from ipaddress import IPv4Address
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session as DB
 
 from hotspotd import config as config_mod
 from hotspotd import schema
+from hotspotd.clock import OsClock, SystemClock, Timekeeper
 from hotspotd.control import ControlError, ControlServer, Peer
 from hotspotd.core import codes, db, reconcile, sessions, usage, vouchers
 from hotspotd.core.models import AuditEvent, Session
@@ -51,15 +52,6 @@ T = TypeVar("T")
 OPERATOR_OPS = frozenset(
     {"kick", "extend", "trust", "untrust", "block", "unblock", "reconcile", "online"}
 )
-
-
-class Clock(Protocol):
-    def now(self) -> datetime: ...
-
-
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
 
 
 class NoMac(ClientError):
@@ -86,7 +78,7 @@ class Hotspotd:
         firewall: Firewall,
         shaper: Shaper,
         mac_of: MacOf,
-        clock: Clock | None = None,
+        clock: OsClock | None = None,
     ) -> None:
         self.cfg = cfg
         self.engine = engine
@@ -94,14 +86,17 @@ class Hotspotd:
         self.firewall = firewall
         self.shaper = shaper
         self.mac_of = mac_of
-        self.clock = clock or SystemClock()
+        self.tz = cfg.village.tz
+        # The daemon's time: the system clock where it is set, a provisional one until then;
+        # published beside the socket so the portal and hotspotctl tell the same time.
+        self.clock = Timekeeper(clock or SystemClock(), self.tz, cfg.daemon.clock_file)
         self.lock = threading.RLock()
         f = cfg.free
         self.policy = sessions.FreePolicy(f.enabled, f.time_s, f.data_bytes, f.down_bps, f.up_bps)
         self.garden = frozenset({cfg.portal.address})
-        self.tz = cfg.village.tz
-        self.last_poll: datetime | None = None
         self.started_at: datetime | None = None
+        self.charged_to: float | None = None  # monotonic time the online seconds are charged to
+        self.on_clock_jump: Callable[[], None] | None = None  # serve() reschedules the jobs
         self.throughput: dict[int, Throughput] = {}
         self.names: dict[str, tuple[str | None, str | None]] = {}  # MAC -> DHCP hostname, vendor
         # Wrong codes per device and overall. Here, not in the portal: this one process sees
@@ -121,14 +116,22 @@ class Hotspotd:
         """Refuse an old schema, end what ran out while down, rebuild the kernel from the DB."""
         schema.require_current(self.engine)
         with self.lock:
-            now = self.clock.now()
-            self.started_at = now
             self.firewall.setup()
             self.shaper.setup(
                 Rate(self.cfg.network.uplink_down_bps, self.cfg.network.uplink_up_bps)
             )
             with self.transaction() as tx:
-                for s, reason in sessions.enforce(tx, now, policy=self.policy, tz=self.tz):
+                self.clock.begin(tx)
+                now = self.started_at = self.clock.now()
+                self.charged_to = self.clock.monotonic()
+                if not self.clock.synced:
+                    # Idle is measured on this start's time: a session from before the power
+                    # cut gets its idle limit counted from now, not from a clock that is wrong.
+                    since = self.clock.unsynced_since
+                    for s in sessions.open_sessions(tx):
+                        if since is not None and s.last_activity_at < since:
+                            s.last_activity_at = now
+                for s, reason in self._enforce(tx, now):
                     log.info(
                         "session %s (%s) ended while the daemon was down: %s", s.id, s.ip, reason
                     )
@@ -154,16 +157,22 @@ class Hotspotd:
             return plan
 
     def poll(self) -> sessions.ChargeReport:
-        """Read every device's counters once and write them in one transaction."""
+        """Read every device's counters once and write them in one transaction.
+
+        Online seconds are counted on the monotonic clock, so a jump of the wall clock (NTP
+        after a boot in 1970, or a step backwards) charges neither hours nor nothing.
+        """
         with self.lock:
-            now = self.clock.now()
-            interval = self.cfg.daemon.poll_interval_s
-            since = self.last_poll or self.started_at or now
-            # A clock that jumped (NTP after a boot in 1970) must not charge hours or nothing.
-            elapsed = (now - since).total_seconds()
-            elapsed_s = round(elapsed) if 0 <= elapsed <= 3 * interval else interval
             counters = self.firewall.counters()
+            mono = self.clock.monotonic()
+            if self.charged_to is None:
+                self.charged_to = mono
+            elapsed_s = max(0, int(mono - self.charged_to))
+            self.charged_to += elapsed_s  # the fraction left over counts at the next poll
             with self.transaction() as tx:
+                correction = self.clock.observe(tx)
+                now = self.clock.now()
+                sessions.split_at_midnight(tx, now, self.tz)
                 before = {s.id: (s.bytes_up, s.bytes_down) for s in sessions.open_sessions(tx)}
                 report = sessions.charge(tx, counters, now, elapsed_s)
                 self.throughput = {}
@@ -175,19 +184,25 @@ class Hotspotd:
                             up_bps=(s.bytes_up - up0) * 8 // elapsed_s,
                         )
                 self._write_names(tx, now)
-            self.last_poll = now
+            if correction is not None and self.on_clock_jump is not None:
+                self.on_clock_jump()
             return report
 
     def enforce(self) -> list[tuple[Session, str]]:
         """End sessions out of time, data, validity or idle, and take them out of the kernel."""
         with self.lock:
             with self.transaction() as tx:
-                ended = sessions.enforce(tx, self.clock.now(), policy=self.policy, tz=self.tz)
+                ended = self._enforce(tx, self.clock.now())
                 for s, reason in ended:
                     log.info("session %s (%s %s) ended: %s", s.id, s.ip, s.mac, reason)
             if ended:
                 self.reconcile()
             return ended
+
+    def _enforce(self, tx: DB, now: datetime) -> list[tuple[Session, str]]:
+        return sessions.enforce(
+            tx, now, policy=self.policy, tz=self.tz, provisional_since=self.clock.unsynced_since
+        )
 
     def tick(self) -> None:
         """The poll job: counters, then enforcement on the fresh figures."""
@@ -199,7 +214,7 @@ class Hotspotd:
             now = self.clock.now()
             hours = usage.rollup_hours(tx, now)
             days = usage.rollup_days(tx, now, self.tz)
-            pruned = usage.prune_samples(tx, now)
+            pruned = usage.prune_samples(tx, now, keep_since=self.clock.unsynced_since)
             return hours, days, pruned
 
     def on_dhcp(self, mac: str, hostname: str | None, vendor: str | None) -> None:
@@ -527,15 +542,23 @@ def _loggable(params: Mapping[str, Any]) -> str:
 # -- running it -------------------------------------------------------------------------------
 
 
-def schedule(daemon: Hotspotd, scheduler: Any) -> None:
-    """The daemon's jobs. Each catches and logs its own failure: one bad poll ends nothing."""
-    from apscheduler.triggers.cron import CronTrigger
-    from apscheduler.triggers.interval import IntervalTrigger
+def interval_jobs(daemon: Hotspotd) -> list[tuple[str, Callable[[], None], float]]:
+    """The poll and the periodic reconcile, run by a `Ticker` on the monotonic clock."""
+    return [
+        ("poll", _guarded("poll", daemon.tick), float(daemon.cfg.daemon.poll_interval_s)),
+        ("reconcile", _guarded("reconcile", daemon.reconcile), 60.0),
+    ]
 
-    cfg = daemon.cfg
+
+def schedule(daemon: Hotspotd, scheduler: Any) -> None:
+    """The jobs at times of the village's day (APScheduler, on the wall clock).
+
+    Each catches and logs its own failure: one bad run ends nothing. When the clock jumps,
+    `serve` reschedules them from the new time.
+    """
+    from apscheduler.triggers.cron import CronTrigger
+
     jobs: list[tuple[str, Callable[[], object], Any]] = [
-        ("poll", daemon.tick, IntervalTrigger(seconds=cfg.daemon.poll_interval_s)),
-        ("reconcile", daemon.reconcile, IntervalTrigger(seconds=60)),
         ("rollup", daemon.rollup, CronTrigger(minute=5, timezone=daemon.tz)),
     ]
     backup_job = _backup_job(daemon)
@@ -550,6 +573,45 @@ def schedule(daemon: Hotspotd, scheduler: Any) -> None:
             coalesce=True,
             misfire_grace_time=30,
         )
+
+
+def reschedule_after_a_jump(scheduler: Any) -> None:
+    """Next run times were reckoned on the old clock: a step back would hold them for hours."""
+    for job in scheduler.get_jobs():
+        job.reschedule(job.trigger)
+
+
+class Ticker:
+    """Runs jobs every so many seconds on the monotonic clock, so no wall-clock jump (a step
+    back by NTP) can hold the poll; a late job runs once, not once per missed turn."""
+
+    def __init__(
+        self,
+        jobs: Sequence[tuple[str, Callable[[], None], float]],
+        monotonic: Callable[[], float],
+    ) -> None:
+        self.jobs = list(jobs)
+        self.monotonic = monotonic
+        self.thread: threading.Thread | None = None
+
+    def run(self, stop: threading.Event) -> None:
+        start = self.monotonic()
+        due = {name: start + every for name, _f, every in self.jobs}
+        while not stop.is_set():
+            now = self.monotonic()
+            for name, func, every in self.jobs:
+                if due[name] <= now:
+                    func()
+                    due[name] = max(due[name] + every, self.monotonic())
+            stop.wait(max(0.0, min(due.values()) - self.monotonic()))
+
+    def start(self, stop: threading.Event) -> None:
+        self.thread = threading.Thread(target=self.run, args=(stop,), name="ticker", daemon=True)
+        self.thread.start()
+
+    def join(self) -> None:
+        if self.thread is not None:
+            self.thread.join()
 
 
 def _guarded(name: str, func: Callable[[], object]) -> Callable[[], None]:
@@ -697,8 +759,12 @@ def serve(daemon: Hotspotd, stop: threading.Event) -> int:
     scheduler = BackgroundScheduler(timezone=daemon.tz)
     schedule(daemon, scheduler)
     scheduler.start()
+    daemon.on_clock_jump = lambda: reschedule_after_a_jump(scheduler)
+    ticker = Ticker(interval_jobs(daemon), daemon.clock.monotonic)
+    ticker.start(stop)
     log.info("serving on %s", daemon.cfg.daemon.control_socket)
     stop.wait()
+    ticker.join()
     scheduler.shutdown(wait=True)
     server.stop()
     if sniffer is not None:

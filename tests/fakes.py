@@ -1,9 +1,13 @@
-"""In-memory `Firewall` and `Shaper` for unit tests; they record what they were asked."""
+"""In-memory `Firewall` and `Shaper` for unit tests; they record what they were asked.
+
+And `FakeClock`, the one clock a test hands to the daemon, the portal and the CLI alike.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
+from datetime import datetime, timedelta
 from ipaddress import IPv4Address
 
 from hotspotd.core.ports import (
@@ -87,3 +91,33 @@ class FakeShaper:
         for ip in change.remove:
             self._rates.pop(ip, None)
         self._rates.update(change.set)
+
+
+class FakeClock:
+    """A machine's clock that moves only when told to.
+
+    `advance` is time passing (wall and monotonic alike); `step` is the wall clock jumping
+    (NTP, `date -s`) while the monotonic one does not; `is_synced` is what the machine says.
+    """
+
+    def __init__(self, now: datetime, *, synced: bool = True) -> None:
+        self.moment = now
+        self.mono = 1000.0
+        self.is_synced = synced
+
+    def now(self) -> datetime:
+        return self.moment
+
+    def monotonic(self) -> float:
+        return self.mono
+
+    def synced(self) -> bool:
+        return self.is_synced
+
+    def advance(self, **kw: float) -> None:
+        delta = timedelta(**kw)
+        self.moment += delta
+        self.mono += delta.total_seconds()
+
+    def step(self, to: datetime | None = None, **kw: float) -> None:
+        self.moment = to if to is not None else self.moment + timedelta(**kw)

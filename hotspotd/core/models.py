@@ -328,3 +328,21 @@ class Lesson(Base):
     position: Mapped[int] = mapped_column(default=0)
     hidden: Mapped[bool] = mapped_column(default=False)
     updated_at: Mapped[datetime]
+
+
+class ClockState(Base):
+    """One row: what the daemon knows of the router's clock, kept across power cuts.
+
+    `unsynced_since` is set while the clock is not known to be right (a board without a
+    real-time clock before NTP answers): every time stamped from then on is provisional and is
+    moved by the jump once the clock is set. `heartbeat_at` is the daemon's time at its last
+    poll, so a later start knows the newest time the router has seen.
+    """
+
+    __tablename__ = "clock_state"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    unsynced_since: Mapped[datetime | None]
+    synced_at: Mapped[datetime | None]  # when the clock was last found set
+    heartbeat_at: Mapped[datetime | None]
+    corrections: Mapped[int] = mapped_column(default=0)

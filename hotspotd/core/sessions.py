@@ -6,7 +6,7 @@ commits it *before* touching the kernel, so a crash between the two is repaired 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from ipaddress import IPv4Address
@@ -55,6 +55,7 @@ class EndCause:
     BLOCKED = "blocked"
     LEASE = "lease"  # its address went to another device
     FREE_OFF = "free_off"  # the operator switched the free allowance off
+    DAY_END = "day_end"  # a free session at midnight: it goes on as the new day's session
 
 
 @dataclass(frozen=True)
@@ -293,11 +294,61 @@ def rebaseline(db: DB, keys: Iterable[DeviceKey]) -> None:
             s.kernel_up = s.kernel_down = 0
 
 
+def split_at_midnight(db: DB, now: datetime, tz: ZoneInfo) -> list[Session]:
+    """Free sessions opened before today's midnight go on as sessions of today.
+
+    The free allowance is per day, counted over the sessions of that day: without this, a
+    session opened at 23:50 would count as none of today's use and never end. The old one ends
+    at midnight (reason `day_end`), the new one starts there with the same address, MAC and
+    kernel counters, so the phone stays online and the kernel sees no change.
+    """
+    midnight = day_start(now, tz)
+    fresh = []
+    for old in open_sessions(db):
+        if old.kind is not SessionKind.FREE or old.started_at >= midnight:
+            continue
+        end(db, old, midnight, EndCause.DAY_END)
+        db.flush()  # one open session per address at a time
+        new = Session(
+            kind=SessionKind.FREE,
+            device=old.device,
+            ip=old.ip,
+            mac=old.mac,
+            started_at=midnight,
+            last_activity_at=max(old.last_activity_at, midnight),
+            kernel_up=old.kernel_up,
+            kernel_down=old.kernel_down,
+        )
+        db.add(new)
+        fresh.append(new)
+    db.flush()
+    return fresh
+
+
 def enforce(
-    db: DB, now: datetime, *, policy: FreePolicy, tz: ZoneInfo
+    db: DB,
+    now: datetime,
+    *,
+    policy: FreePolicy,
+    tz: ZoneInfo,
+    provisional_since: datetime | None = None,
 ) -> list[tuple[Session, str]]:
-    """End every session that must end now, and write down vouchers that ran out."""
-    trusted = clock_trusted(now)
+    """End every session that must end now, and write down vouchers that ran out.
+
+    `provisional_since`: the clock is not set, and times from then on are provisional (see
+    `core.timeline`). Validity is then judged only for cards first used inside that span,
+    whose validity is measured on the same provisional time; time and data always are.
+    """
+    split_at_midnight(db, now, tz)
+    floor_ok = clock_trusted(now)
+
+    def trusted(first_used_at: datetime | None) -> bool:
+        if not floor_ok:
+            return False
+        return provisional_since is None or (
+            first_used_at is not None and first_used_at >= provisional_since
+        )
+
     ended: list[tuple[Session, str]] = []
     for s in open_sessions(db):
         reason: str | None
@@ -313,7 +364,7 @@ def enforce(
                     vouchers.usage_of(v),
                     now,
                     last_activity_at=s.last_activity_at,
-                    clock_trusted=trusted,
+                    clock_trusted=trusted(v.first_used_at),
                 )
                 reason = why.value if why is not None else None
         elif not policy.enabled:
@@ -330,9 +381,9 @@ def enforce(
     return ended
 
 
-def _settle_vouchers(db: DB, now: datetime, trusted: bool) -> None:
+def _settle_vouchers(db: DB, now: datetime, trusted: Callable[[datetime | None], bool]) -> None:
     for v in db.scalars(select(Voucher).where(Voucher.state == VoucherState.ACTIVE)):
-        state = vouchers.state_now(v, now, clock_trusted=trusted)
+        state = vouchers.state_now(v, now, clock_trusted=trusted(v.first_used_at))
         if state is not VoucherState.ACTIVE:
             v.state = state
             v.ended_at = now

@@ -107,11 +107,17 @@ def rollup_days(db: DB, now: datetime, tz: ZoneInfo) -> int:
     return len(per_day)
 
 
-def prune_samples(db: DB, now: datetime) -> int:
-    """Drop samples older than KEEP_SAMPLES whose hour is already rolled up."""
+def prune_samples(db: DB, now: datetime, *, keep_since: datetime | None = None) -> int:
+    """Drop samples older than KEEP_SAMPLES whose hour is already rolled up.
+
+    Samples from `keep_since` on (a span stamped while the clock was not set) are kept whatever
+    their age: once the clock is set they are moved and their hours are rolled up again.
+    """
     last = db.scalar(select(func.max(UsageHour.hour)))
     if last is None:
         return 0
     cutoff = min(now - KEEP_SAMPLES, last + timedelta(hours=1))
+    if keep_since is not None:
+        cutoff = min(cutoff, keep_since)
     result = db.execute(delete(UsageSample).where(UsageSample.taken_at < cutoff))
     return int(getattr(result, "rowcount", 0) or 0)

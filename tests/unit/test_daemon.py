@@ -20,25 +20,14 @@ from hotspotd.core import db as dbmod
 from hotspotd.core import plans, vouchers
 from hotspotd.core.plans import PlanTerms
 from hotspotd.core.ports import DeviceKey, Rate
-from hotspotd.daemon import Hotspotd, schedule
+from hotspotd.daemon import Hotspotd, Ticker, interval_jobs, schedule
 from hotspotd.errors import DatabaseNotReady, InvalidInput
 from tests.conftest import NOW
-from tests.fakes import FakeFirewall, FakeShaper
+from tests.fakes import FakeClock, FakeFirewall, FakeShaper
 
 PHONE1 = DeviceKey(IPv4Address("10.66.0.11"), "02:00:00:00:00:01")
 PHONE2 = DeviceKey(IPv4Address("10.66.0.12"), "02:00:00:00:00:02")
 ROOT = Peer(pid=1, uid=0, gid=0)
-
-
-class FakeClock:
-    def __init__(self, now: datetime) -> None:
-        self.moment = now
-
-    def now(self) -> datetime:
-        return self.moment
-
-    def advance(self, **kw: float) -> None:
-        self.moment += timedelta(**kw)
 
 
 @pytest.fixture
@@ -245,11 +234,13 @@ def test_jobs_are_scheduled_at_their_intervals(rig: Rig) -> None:
     scheduler = BackgroundScheduler(timezone=rig.d.tz)
     schedule(rig.d, scheduler)
     jobs = {job.id: job for job in scheduler.get_jobs()}
-    assert {"poll", "reconcile", "rollup"} <= set(jobs)
-    assert jobs["poll"].trigger.interval == timedelta(seconds=rig.d.cfg.daemon.poll_interval_s)
+    assert {"rollup", "backup"} <= set(jobs)
+    ticked = {name: every for name, _f, every in interval_jobs(rig.d)}
+    assert ticked == {"poll": rig.d.cfg.daemon.poll_interval_s, "reconcile": 60}
     # a failing job is logged, not raised into the scheduler
     rig.fw.counters = lambda: (_ for _ in ()).throw(RuntimeError("netlink gone"))  # type: ignore[method-assign]
-    jobs["poll"].func()
+    dict((n, f) for n, f, _e in interval_jobs(rig.d))["poll"]()
+    jobs["rollup"].func()
 
 
 def test_socket_survives_a_thousand_malformed_requests(
