@@ -259,7 +259,7 @@ def backup(
     config: config_mod.Config,
     dest_file: str | os.PathLike[str],
     *,
-    now: datetime | None = None,
+    now: datetime,
     overwrite: bool = False,
 ) -> Manifest:
     """Write one archive of database, config and media to `dest_file`, while all keep running.
@@ -275,7 +275,6 @@ def backup(
         raise BackupError(f"{dest} exists: choose another name or remove it first")
     if not dest.parent.is_dir():
         raise BackupError(f"{dest.parent}: no such folder")
-    now = now or datetime.now(UTC)
 
     with tempfile.TemporaryDirectory(prefix=".hotspot-backup-", dir=dest.parent) as work_dir:
         work = Path(work_dir)
@@ -669,7 +668,7 @@ def backup_command(env: Env, file: Path, force: bool) -> None:
     Safe while hotspotd and the portal run: the database is copied as one consistent snapshot.
     FILE holds every voucher code: it is made readable by its owner only.
     """
-    manifest = backup(env.config, file, overwrite=force)
+    manifest = backup(env.config, file, now=env.now(), overwrite=force)
     parts = [f"schema {manifest.schema_revision}"]
     parts.append("config" if manifest.has_config else "no config file")
     parts.append(f"{manifest.media_files} media files")

@@ -9,11 +9,13 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import socket
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
+from pathlib import Path
 from typing import Any, NoReturn
 
 import click
@@ -24,9 +26,10 @@ from sqlalchemy.orm import Session
 from hotspotd import config as config_mod
 from hotspotd import schema
 from hotspotd.backup import backup_command, restore_command
+from hotspotd.clock import Clock, ClockReport, SystemClock, read_published
 from hotspotd.control import ControlClient
-from hotspotd.core import codes, content, db, plans, units, vouchers
-from hotspotd.core.models import Listing, Plan, Voucher, VoucherState
+from hotspotd.core import codes, content, db, plans, sessions, units, vouchers
+from hotspotd.core.models import ClockState, Listing, Plan, Voucher, VoucherState
 from hotspotd.errors import DatabaseNotReady, HotspotError, InvalidInput
 
 NONE = object()  # an option given as "none": clear the limit
@@ -67,6 +70,7 @@ COUNT = _UnitType("count", _count)
 @dataclass
 class Env:
     config_path: str | None
+    _clock: Clock | None = None  # tests hand in the daemon's fake clock
     _config: config_mod.Config | None = None
     _engine: Engine | None = None
     json_output: bool = False
@@ -77,6 +81,16 @@ class Env:
         if self._config is None:
             self._config = config_mod.load(self.config_path)
         return self._config
+
+    @property
+    def clock(self) -> Clock:
+        """The system clock with the daemon's correction: the time the daemon tells."""
+        if self._clock is None:
+            self._clock = SystemClock(published=self.config.daemon.clock_file)
+        return self._clock
+
+    def now(self) -> datetime:
+        return self.clock.now()
 
     def engine(self, *, create_dir: bool = False) -> Engine:
         if self._engine is None:
@@ -92,10 +106,6 @@ class Env:
         schema.require_current(engine)
         with db.make_sessionmaker(engine).begin() as session:
             yield session
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _actor() -> str:
@@ -154,7 +164,8 @@ def _iso(value: datetime | None) -> str | None:
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None) -> None:
     """Manage the village hotspot: database, plans, vouchers, devices, market and lessons."""
-    ctx.obj = Env(config_path)
+    # `cli.main(obj=clock)` / `CliRunner().invoke(cli, args, obj=clock)` hands in a clock.
+    ctx.obj = Env(config_path, ctx.obj if ctx.obj is not None else None)
 
 
 pass_env = click.make_pass_decorator(Env)
@@ -285,7 +296,7 @@ def plan_add(env: Env, name: str, price: Any, as_json: bool, **terms: Any) -> No
         raise InvalidInput("a plan needs a price (0 for free)")
     clean = {k: (None if v is NONE else v) for k, v in terms.items()}
     with env.transaction() as session:
-        created = plans.add(session, name, plans.PlanTerms(price_rp=price, **clean), _now())
+        created = plans.add(session, name, plans.PlanTerms(price_rp=price, **clean), env.now())
         if as_json:
             _dump(_plan_json(created))
         else:
@@ -346,7 +357,7 @@ def plan_edit(env: Env, name: str, new_name: str | None, price: Any, **terms: An
 def plan_retire(env: Env, name: str) -> None:
     """Stop making vouchers for a plan; vouchers already made stay good."""
     with env.transaction() as session:
-        retired = plans.retire(session, name, _now())
+        retired = plans.retire(session, name, env.now())
         click.echo(f"retired plan {retired.name!r}")
 
 
@@ -385,7 +396,7 @@ def voucher_make(
             plan_name=plan_name,
             count=count,
             created_by=created_by or _actor(),
-            now=_now(),
+            now=env.now(),
             batch_name=batch_name,
             kind=kind,
         )
@@ -437,7 +448,7 @@ def voucher_list(
     as_json: bool,
 ) -> None:
     """List vouchers, newest first."""
-    now = _now()
+    now = env.now()
     with env.transaction() as session:
         found = vouchers.listing(
             session,
@@ -478,7 +489,7 @@ def voucher_check(env: Env, code: tuple[str, ...], as_json: bool) -> None:
     Spaces and dashes are ignored, so `voucher check abc def ghj` works too. Exit status 0
     when the code can be used now (unused or active), 1 otherwise.
     """
-    now = _now()
+    now = env.now()
     typed = " ".join(code)
     checked = codes.check(typed)
     if not checked.ok:  # a typo never reaches the database
@@ -527,7 +538,7 @@ def _local(env: Env, when: datetime) -> str:
 def voucher_revoke(env: Env, code: str, actor: str | None) -> None:
     """Revoke a voucher (a lost or stolen card). Its devices are cut at the next reconcile."""
     with env.transaction() as session:
-        revoked = vouchers.revoke(session, code, actor=actor or _actor(), now=_now())
+        revoked = vouchers.revoke(session, code, actor=actor or _actor(), now=env.now())
         click.echo(f"revoked {codes.display(revoked.code)}")
 
 
@@ -614,7 +625,7 @@ def market_add(env: Env, as_json: bool, **given: Any) -> None:
         contact=given["contact"] or "",
     )
     with env.transaction() as session:
-        item = content.add_listing(session, fields, _now())
+        item = content.add_listing(session, fields, env.now())
         if as_json:
             _dump(_listing_json(item))
         else:
@@ -643,7 +654,7 @@ def market_edit(env: Env, listing_id: int, **given: Any) -> None:
             unit=item.unit if given["unit"] is None else given["unit"],
             contact=item.contact if given["contact"] is None else given["contact"],
         )
-        edited = content.edit_listing(session, listing_id, fields, _now())
+        edited = content.edit_listing(session, listing_id, fields, env.now())
         click.echo(f"changed listing {edited.id}")
         click.echo(_listing_rows([edited]))
 
@@ -669,7 +680,7 @@ def market_list(env: Env, as_json: bool) -> None:
 def market_hide(env: Env, listing_id: int) -> None:
     """Take a listing off the page (sold out); `show` puts it back."""
     with env.transaction() as session:
-        content.set_listing_hidden(session, listing_id, True, _now())
+        content.set_listing_hidden(session, listing_id, True, env.now())
         click.echo(f"listing {listing_id} is hidden")
 
 
@@ -679,7 +690,7 @@ def market_hide(env: Env, listing_id: int) -> None:
 def market_show(env: Env, listing_id: int) -> None:
     """Put a hidden listing back on the page."""
     with env.transaction() as session:
-        content.set_listing_hidden(session, listing_id, False, _now())
+        content.set_listing_hidden(session, listing_id, False, env.now())
         click.echo(f"listing {listing_id} is shown")
 
 
@@ -716,7 +727,7 @@ def lesson_import(env: Env, files: tuple[str, ...]) -> None:
         raise InvalidInput(f"the same slug in more than one file: {', '.join(twice)}")
     with env.transaction() as session:
         for fields in parsed:
-            item, created = content.put_lesson(session, fields, _now())
+            item, created = content.put_lesson(session, fields, env.now())
             click.echo(f"{'added' if created else 'replaced'} lesson {item.slug!r}")
 
 
@@ -757,7 +768,7 @@ def lesson_list(env: Env, as_json: bool) -> None:
 def lesson_hide(env: Env, slug: str) -> None:
     """Take a lesson off the page; `show` puts it back."""
     with env.transaction() as session:
-        content.set_lesson_hidden(session, slug, True, _now())
+        content.set_lesson_hidden(session, slug, True, env.now())
         click.echo(f"lesson {slug!r} is hidden")
 
 
@@ -767,7 +778,7 @@ def lesson_hide(env: Env, slug: str) -> None:
 def lesson_show(env: Env, slug: str) -> None:
     """Put a hidden lesson back on the page."""
     with env.transaction() as session:
-        content.set_lesson_hidden(session, slug, False, _now())
+        content.set_lesson_hidden(session, slug, False, env.now())
         click.echo(f"lesson {slug!r} is shown")
 
 
@@ -776,6 +787,68 @@ def lesson_show(env: Env, slug: str) -> None:
 
 def _daemon(env: Env) -> ControlClient:
     return ControlClient(env.config.daemon.control_socket)
+
+
+def _daemon_answers(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(2)
+        try:
+            sock.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
+@cli.command("status")
+@click.option("--json", "as_json", is_flag=True)
+@pass_env
+def status(env: Env, as_json: bool) -> None:
+    """Is hotspotd running, is the router's clock set (and since when), who is on."""
+    cfg = env.config
+    running = _daemon_answers(cfg.daemon.control_socket)
+    live = read_published(cfg.daemon.clock_file) if running else None
+    with env.transaction() as session:
+        row = session.get(ClockState, 1) or ClockState(corrections=0)
+        report = live or ClockReport(
+            synced=row.unsynced_since is None and row.synced_at is not None,
+            since=row.unsynced_since or row.synced_at,
+            offset_s=0.0,
+            corrections=row.corrections,
+        )
+        online = len(sessions.open_sessions(session))
+        heartbeat = row.heartbeat_at
+    if as_json:
+        _dump(
+            {
+                "daemon_running": running,
+                "clock": report.as_json(),
+                "clock_from": "daemon" if live else "database",
+                "last_heartbeat": _iso(heartbeat),
+                "online": online,
+            }
+        )
+        return
+    tz = cfg.village.tz
+
+    def local(moment: datetime | None) -> str:
+        return f"{moment.astimezone(tz):%Y-%m-%d %H:%M %Z}" if moment else "never"
+
+    click.echo(f"hotspotd: {'running' if running else 'NOT RUNNING'}")
+    if report.synced:
+        clock_line = f"set (NTP) since {local(report.since)}"
+    elif report.since is not None:
+        clock_line = (
+            f"NOT SET: provisional time since {local(report.since)}; validity of cards first "
+            "used before then waits, and these times move when NTP answers"
+        )
+    else:
+        clock_line = "not known yet (hotspotd has not run)"
+    click.echo(f"clock: {clock_line}")
+    if report.corrections:
+        click.echo(f"clock corrections so far: {report.corrections}")
+    if not live:
+        click.echo(f"(from the database: hotspotd last ran at {local(heartbeat)})")
+    click.echo(f"online: {online} device{'s' if online != 1 else ''}")
 
 
 @cli.command("online")

@@ -15,6 +15,7 @@ from typing import Any
 from flask import Flask, g
 
 from hotspotd import config as config_mod
+from hotspotd.clock import Clock, SystemClock
 from hotspotd.control import ControlClient
 from hotspotd.core import db, sessions
 from portal import views
@@ -38,10 +39,15 @@ def _secret_key(path: Path | None) -> bytes:
 
 
 def create_app(
-    cfg: config_mod.Config | None = None, test_config: dict[str, Any] | None = None
+    cfg: config_mod.Config | None = None,
+    test_config: dict[str, Any] | None = None,
+    clock: Clock | None = None,
 ) -> Flask:
+    """The portal. `clock` decides every time it tells; by default the system clock with the
+    daemon's published correction, so a router whose clock is not yet set agrees with it."""
     app = Flask(__name__)
     cfg = cfg or config_mod.load()
+    clock = clock or SystemClock(published=cfg.daemon.clock_file)
     app.config.from_mapping(
         HOTSPOT=cfg,
         SECRET_KEY=_secret_key(cfg.portal.secret_key_file),
@@ -57,8 +63,9 @@ def create_app(
     app.extensions["hotspot.engine"] = engine
     app.extensions["hotspot.sessionmaker"] = db.make_sessionmaker(engine)
     app.extensions["hotspot.control"] = ControlClient(cfg.daemon.control_socket, timeout=10)
-    online = OnlineAddresses(engine)
-    originals = OriginalUrls(cfg.portal.runtime_dir)
+    app.extensions["hotspot.clock"] = clock
+    online = OnlineAddresses(engine, clock=clock.monotonic)
+    originals = OriginalUrls(cfg.portal.runtime_dir, clock=clock.monotonic)
     originals.prepare()
     app.extensions["hotspot.online"] = online
     app.extensions["hotspot.originals"] = originals

@@ -4,7 +4,9 @@ The portal runs as several worker processes: the redirect that saw the URL and t
 goes back to it are often answered by different ones. So the URLs are small files in the
 portal's runtime directory (tmpfs, `/run/hotspot-portal` under systemd), one per address,
 written whole and renamed into place, so a reader never sees half a URL. They are kept
-`ttl_s` (30 minutes) and swept when there are more than `limit` of them.
+`ttl_s` (30 minutes) and swept when there are more than `limit` of them. A file's age is on
+the monotonic clock (set as its mtime; the runtime directory does not outlive a boot), so a
+jump of the wall clock neither keeps a URL for hours nor drops it at once.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import contextlib
 import os
 import threading
 import time
+from collections.abc import Callable
 from ipaddress import IPv4Address
 from pathlib import Path
 
@@ -24,9 +27,16 @@ MAX_BYTES = 4096
 class OriginalUrls:
     """One URL per device address, shared by every worker; never in a parameter."""
 
-    def __init__(self, directory: Path, limit: int = 4096, ttl_s: float = 1800.0) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        limit: int = 4096,
+        ttl_s: float = 1800.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.dir = directory / "originals"
         self.limit, self.ttl_s = limit, ttl_s
+        self.clock = clock
         self._writes = 0
 
     def prepare(self) -> None:
@@ -50,15 +60,19 @@ class OriginalUrls:
         final = self._path(ip)
         temp = final.with_name(f".{final.name}.{os.getpid()}.{threading.get_ident()}")
         try:
-            temp.write_bytes(data)
-            os.replace(temp, final)
+            self._write(temp, final, data)
         except FileNotFoundError:  # the directory went (tmpfs cleaned): make it again, once
             self.prepare()
-            temp.write_bytes(data)
-            os.replace(temp, final)
+            self._write(temp, final, data)
         self._writes += 1
         if self._writes % 256 == 0:
             self.sweep()
+
+    def _write(self, temp: Path, final: Path, data: bytes) -> None:
+        temp.write_bytes(data)
+        stamp = self.clock()
+        os.utime(temp, (stamp, stamp))
+        os.replace(temp, final)
 
     def take(self, ip: IPv4Address | str) -> str | None:
         """The URL, removed: a later login of the same phone goes to its status page."""
@@ -71,7 +85,7 @@ class OriginalUrls:
         path = self._path(ip)
         try:
             with path.open("rb") as f:
-                age = time.time() - os.fstat(f.fileno()).st_mtime
+                age = self.clock() - os.fstat(f.fileno()).st_mtime
                 data = f.read(MAX_BYTES + 1)
         except FileNotFoundError:
             return None
@@ -90,7 +104,7 @@ class OriginalUrls:
                 with contextlib.suppress(FileNotFoundError):
                     entries.append((entry.stat().st_mtime, Path(entry.path)))
         entries.sort()
-        now = time.time()
+        now = self.clock()
         doomed = [p for m, p in entries if now - m > self.ttl_s]
         alive = len(entries) - len(doomed)
         if alive > self.limit:

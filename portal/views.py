@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from ipaddress import IPv4Address
 from typing import Any
 
@@ -14,6 +13,7 @@ from flask import current_app, g, render_template, request
 from flask_babel import gettext as _
 from sqlalchemy.orm import Session as DB
 
+from hotspotd.clock import Clock
 from hotspotd.config import Config
 from hotspotd.control import ControlClient, ControlError
 from hotspotd.core import codes, plans, sessions
@@ -47,8 +47,13 @@ def db() -> DB:
     return session
 
 
+def clock() -> Clock:
+    the_clock: Clock = current_app.extensions["hotspot.clock"]
+    return the_clock
+
+
 def now() -> datetime:
-    return datetime.now(UTC)
+    return clock().now()
 
 
 def device_ip() -> IPv4Address | None:
@@ -204,7 +209,7 @@ def plan_cards() -> list[PlanCard]:
     200 phones after a power cut should not make 200 identical queries."""
     cache: dict[str, Any] = current_app.extensions.setdefault("hotspot.plans", {})
     with _plans_lock:
-        if time.monotonic() - cache.get("at", -_PLANS_TTL_S) < _PLANS_TTL_S:
+        if "at" in cache and clock().monotonic() - cache["at"] < _PLANS_TTL_S:
             cards: list[PlanCard] = cache["cards"]
             return cards
     cards = [
@@ -212,7 +217,7 @@ def plan_cards() -> list[PlanCard]:
         for p, _n, _u in plans.listing(db())
     ]
     with _plans_lock:
-        cache.update(at=time.monotonic(), cards=cards)
+        cache.update(at=clock().monotonic(), cards=cards)
     return cards
 
 
@@ -227,7 +232,7 @@ def kept_page(name: str, template: str, context: Callable[[], dict[str, object]]
         "hotspot.pages", {}
     )
     key = (name, i18n.select_locale())
-    now_s = time.monotonic()
+    now_s = clock().monotonic()
     with _plans_lock:
         hit = cache.get(key)
     if hit is None or now_s - hit[0] >= _PLANS_TTL_S:

@@ -66,16 +66,20 @@ def config_file(tmp_path: Path, db_url: str) -> Path:
 
 
 class Ctl:
-    """Runs `hotspotctl --config FILE ...` in-process, the way an operator would."""
+    """Runs `hotspotctl --config FILE ...` in-process, the way an operator would, on the
+    test's clock (by default the fixed NOW, like the daemon's)."""
 
-    def __init__(self, config_file: Path) -> None:
+    def __init__(self, config_file: Path, clock: object | None = None) -> None:
+        from tests.fakes import FakeClock
+
         self.config_file = config_file
+        self.clock = clock or FakeClock(NOW)
         self.runner = CliRunner()
 
     def __call__(self, *args: str):  # type: ignore[no-untyped-def]
         from hotspotd.cli import cli
 
-        return self.runner.invoke(cli, ["--config", str(self.config_file), *args])
+        return self.runner.invoke(cli, ["--config", str(self.config_file), *args], obj=self.clock)
 
 
 @pytest.fixture

@@ -208,7 +208,7 @@ def test_an_older_schema_is_upgraded_on_restore(tmp_path: Path, config_path: Pat
     schema.upgrade(engine, oldest)
     engine.dispose()
     archive = tmp_path / "old.tar.gz"
-    assert bk.backup(cfg, archive).schema_revision == oldest
+    assert bk.backup(cfg, archive, now=NOW).schema_revision == oldest
 
     fresh = _fresh_config(tmp_path)
     report = bk.restore(_config(fresh), archive)

@@ -7,7 +7,7 @@ import socket
 import threading
 import time
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from ipaddress import IPv4Address
 from pathlib import Path
 
@@ -20,7 +20,7 @@ from hotspotd.core import db as dbmod
 from hotspotd.core import plans, vouchers
 from hotspotd.core.plans import PlanTerms
 from hotspotd.core.ports import DeviceKey, Rate
-from hotspotd.daemon import Hotspotd, Ticker, interval_jobs, schedule
+from hotspotd.daemon import Hotspotd, interval_jobs, schedule
 from hotspotd.errors import DatabaseNotReady, InvalidInput
 from tests.conftest import NOW
 from tests.fakes import FakeClock, FakeFirewall, FakeShaper

@@ -74,7 +74,12 @@ def rig(cfg: config.Config, engine: Engine, cards: list[str]) -> Iterator[Rig]:
 
 @pytest.fixture
 def app(cfg: config.Config, rig: Rig) -> Flask:
-    return create_app(cfg, {"TESTING": True})
+    return create_app(cfg, {"TESTING": True}, clock=rig.clock)  # the daemon's clock
+
+
+def portal_like(cfg: config.Config, app: Flask) -> Flask:
+    """Another portal, on the same clock as `app` (and so as the daemon)."""
+    return create_app(cfg, {"TESTING": True}, clock=app.extensions["hotspot.clock"])
 
 
 class Phone:
@@ -193,7 +198,7 @@ def test_captive_api_for_the_free_allowance_and_over_https(app: Flask, cfg: conf
     assert got["captive"] is False and got["can-extend-session"] is False
     assert got["seconds-remaining"] == 1800 and got["bytes-remaining"] == 100_000_000
     tls = replace(cfg, portal=replace(cfg.portal, tls_cert=Path("/c"), tls_key=Path("/k")))
-    https_app = create_app(tls, {"TESTING": True})
+    https_app = portal_like(tls, app)
     got = Phone(https_app, str(PHONE2.ip)).get("/api/captive").get_json()
     assert got["user-portal-url"] == "https://portal.lan:8443/"
 
@@ -210,7 +215,7 @@ def test_welcome_page(phone: Phone, app: Flask) -> None:
     assert "Rp 5.000" in html and "1 jam" in html and "10 MB" in html
     assert "<script" not in html
     off = replace(app.config["HOTSPOT"], free=replace(app.config["HOTSPOT"].free, enabled=False))
-    html = Phone(create_app(off, {"TESTING": True}), phone.ip).get("/").get_data(as_text=True)
+    html = Phone(portal_like(off, app), phone.ip).get("/").get_data(as_text=True)
     assert 'action="/free"' not in html
 
 
@@ -300,7 +305,7 @@ def test_logout(phone: Phone, cards: list[str], rig: Rig) -> None:
 
 def test_free_allowance_off_and_used_up(app: Flask, cfg: config.Config, rig: Rig) -> None:
     off = replace(cfg, free=replace(cfg.free, enabled=False))
-    p = Phone(create_app(off, {"TESTING": True}), str(PHONE2.ip))
+    p = Phone(portal_like(off, app), str(PHONE2.ip))
     assert p.post("/free").status_code == 403
     p = Phone(app, str(PHONE2.ip))
     p.post("/free")
@@ -313,7 +318,7 @@ def test_free_allowance_off_and_used_up(app: Flask, cfg: config.Config, rig: Rig
 
 def test_daemon_down_is_a_friendly_503(phone: Phone, cards: list[str], cfg: config.Config) -> None:
     down = replace(cfg, daemon=replace(cfg.daemon, control_socket=Path("/nonexistent/s")))
-    p = Phone(create_app(down, {"TESTING": True}), phone.ip)
+    p = Phone(portal_like(down, phone.client.application), phone.ip)
     page = p.post("/login", {"code": cards[0]})
     assert page.status_code == 503 and "tidak berjalan" in page.get_data(as_text=True)
     assert p.post("/login", {"code": typo_of(cards[0])}).status_code == 400  # still a typo
@@ -362,7 +367,9 @@ def test_security_headers_on_every_answer(phone: Phone) -> None:
 def test_the_village_name_is_escaped(cfg: config.Config, rig: Rig) -> None:
     evil = replace(cfg, village=replace(cfg.village, name='<img src=x onerror="alert(1)">'))
     html = (
-        Phone(create_app(evil, {"TESTING": True}), str(PHONE1.ip)).get("/").get_data(as_text=True)
+        Phone(create_app(evil, {"TESTING": True}, clock=rig.clock), str(PHONE1.ip))
+        .get("/")
+        .get_data(as_text=True)
     )
     assert "<img" not in html and "&lt;img src=x" in html
 

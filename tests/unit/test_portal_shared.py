@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import time
 from datetime import timedelta
 from ipaddress import IPv4Address
 from pathlib import Path
@@ -109,17 +107,28 @@ def test_first_urls_refuse_what_is_not_an_address_or_too_long(tmp_path: Path) ->
 
 
 def test_first_urls_expire_and_are_bounded(tmp_path: Path) -> None:
-    store = OriginalUrls(tmp_path, limit=3, ttl_s=60)
+    mono = [5000.0]
+    store = OriginalUrls(tmp_path, limit=3, ttl_s=60, clock=lambda: mono[0])
     store.prepare()
     for i in range(5):
+        mono[0] = 5000.0 + (10 + i if i else 0)  # the first 10 s before the others
         store.remember(f"10.66.0.{40 + i}", f"http://a.example/{i}")
-        path = store.dir / f"10.66.0.{40 + i}"
-        os.utime(path, (time.time() - 50 + i, time.time() - 50 + i))
-    old = store.dir / "10.66.0.40"
-    os.utime(old, (time.time() - 61, time.time() - 61))
+    mono[0] = 5061.0  # 61 s after the first, 50 s after the second
     assert store.peek("10.66.0.40") is None  # past its age
+    assert store.peek("10.66.0.41") == "http://a.example/1"
     assert store.sweep() == 2  # the expired one, then the oldest beyond the limit of 3
     assert sorted(p.name for p in store.dir.iterdir()) == ["10.66.0.42", "10.66.0.43", "10.66.0.44"]
+
+
+def test_first_urls_age_on_the_monotonic_clock_not_the_wall(tmp_path: Path) -> None:
+    mono = [100.0]
+    store = OriginalUrls(tmp_path, ttl_s=60, clock=lambda: mono[0])
+    store.prepare()
+    store.remember("10.66.0.45", "http://a.example/")
+    mono[0] += 30
+    assert store.peek("10.66.0.45") == "http://a.example/"
+    mono[0] += 31
+    assert store.peek("10.66.0.45") is None
 
 
 def test_first_urls_directory_problems_are_clear(tmp_path: Path) -> None:
