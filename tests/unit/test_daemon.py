@@ -64,8 +64,8 @@ def codes_(engine: Engine) -> list[str]:
 
 
 class Rig:
-    def __init__(self, cfg: config.Config, engine: Engine) -> None:
-        self.fw, self.sh, self.clock = FakeFirewall(), FakeShaper(), FakeClock(NOW)
+    def __init__(self, cfg: config.Config, engine: Engine, clock: FakeClock | None = None) -> None:
+        self.fw, self.sh, self.clock = FakeFirewall(), FakeShaper(), clock or FakeClock(NOW)
         self.macs = {PHONE1.ip: PHONE1.mac, PHONE2.ip: PHONE2.mac}
         self.d = Hotspotd(cfg, engine, self.fw, self.sh, self.macs.get, self.clock)
 
