@@ -8,6 +8,7 @@ while its monotonic clock goes on, and whose "synced" flag is what the machine w
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -275,3 +276,18 @@ def test_a_free_session_across_midnight_ends_on_the_new_days_allowance(rig: Rig)
     # at midnight the phone stayed online: the kernel was never told to drop it
     drops = [c for k, c in rig.fw.calls if k == "apply" and c.deauthorize]  # type: ignore[attr-defined]
     assert len(drops) == 1
+
+
+def test_nothing_but_the_clock_reads_the_wall_clock() -> None:
+    """The guard for "one clock": a `datetime.now()` in a view is how the time bomb came in."""
+    root = Path(__file__).resolve().parents[2]
+    wall = re.compile(r"\b(datetime\.(now|utcnow|today)|date\.today|time\.time)\(")
+    found = [
+        f"{path.relative_to(root)}:{n}"
+        for package in ("hotspotd", "portal")
+        for path in sorted((root / package).rglob("*.py"))
+        if path.name != "clock.py" or path.parent.name != "hotspotd"
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if wall.search(line)
+    ]
+    assert found == []

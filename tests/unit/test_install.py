@@ -42,6 +42,7 @@ def _mode(path: Path) -> int:
 # ---------------------------------------------------------------- scripts/install
 
 
+@pytest.mark.network
 def test_install_into_a_root_twice_keeps_the_operators_files(tmp_path: Path) -> None:
     require(
         _run("python3", "-c", "import venv, ensurepip").returncode == 0,
@@ -136,6 +137,7 @@ stat -c '%n %U:%G %a' /etc/hotspot /etc/hotspot/hotspot.toml /var/lib/hotspot \
 """
 
 
+@pytest.mark.network
 def test_install_on_the_system_changes_only_what_it_should(tmp_path: Path) -> None:
     require(os.geteuid() == 0, "needs root")
     require(shutil.which("unshare") is not None, "needs unshare (util-linux)")

@@ -71,3 +71,27 @@ def test_hours_then_local_days_then_prune(db: DB) -> None:
     assert usage.prune_samples(db, T0 + timedelta(days=1)) == 0
     assert usage.prune_samples(db, T0 + timedelta(days=5)) == 3
     assert db.scalar(select(func.count()).select_from(UsageSample)) == 0
+
+
+def test_the_years_last_night_in_papua_is_new_years_day_there(db: DB) -> None:
+    """Asia/Jayapura is UTC+9: 15:30 UTC on 31 December is already 1 January there."""
+    wit = ZoneInfo("Asia/Jayapura")
+    eve = datetime(2026, 12, 31, 14, 30, tzinfo=UTC)  # 23:30 WIT, 31 Dec
+    s = _session(db, "02:00:00:00:00:03")
+    _sample(db, s, eve, 1, 10)
+    _sample(db, s, eve + timedelta(hours=1), 2, 20)  # 00:30 WIT, 1 Jan 2027
+    db.flush()
+    later = eve + timedelta(days=1, hours=2)
+    assert usage.rollup_hours(db, later) == 2
+    assert usage.rollup_days(db, later, wit) == 2
+    days = {d.day: d.bytes_down for d in db.scalars(select(UsageDay))}
+    assert days == {date(2026, 12, 31): 10, date(2027, 1, 1): 20}
+
+
+def test_samples_of_a_span_on_provisional_time_are_kept_until_it_is_moved(db: DB) -> None:
+    s = _session(db, "02:00:00:00:00:04")
+    _sample(db, s, T0, 1, 1)
+    db.flush()
+    usage.rollup_hours(db, T0 + timedelta(hours=2))
+    assert usage.prune_samples(db, T0 + timedelta(days=5), keep_since=T0) == 0
+    assert usage.prune_samples(db, T0 + timedelta(days=5)) == 1
