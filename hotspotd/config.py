@@ -101,6 +101,11 @@ class DaemonConfig:
         """Where the daemon publishes its clock for the portal and the CLI: beside its socket."""
         return self.control_socket.with_name("clock.json")
 
+    @property
+    def lock_file(self) -> Path:
+        """Held by the running hotspotd, so a second one refuses to start."""
+        return self.control_socket.with_name("hotspotd.lock")
+
 
 @dataclass(frozen=True)
 class Config:

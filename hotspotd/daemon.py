@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import logging
+import os
 import signal
 import sys
 import threading
@@ -23,7 +25,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from ipaddress import IPv4Address
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import IO, Any, TypeVar
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session as DB
@@ -97,6 +100,7 @@ class Hotspotd:
         self.started_at: datetime | None = None
         self.charged_to: float | None = None  # monotonic time the online seconds are charged to
         self.on_clock_jump: Callable[[], None] | None = None  # serve() reschedules the jobs
+        self.counter_failures = 0
         self.throughput: dict[int, Throughput] = {}
         self.names: dict[str, tuple[str | None, str | None]] = {}  # MAC -> DHCP hostname, vendor
         # Wrong codes per device and overall. Here, not in the portal: this one process sees
@@ -163,12 +167,26 @@ class Hotspotd:
         after a boot in 1970, or a step backwards) charges neither hours nor nothing.
         """
         with self.lock:
-            counters = self.firewall.counters()
+            try:
+                counters = self.firewall.counters()
+            except Exception:
+                # Time still passes and limits still hold: charge the seconds on the counters
+                # last read (no new bytes), and let enforcement run all the same.
+                self.counter_failures += 1
+                if self.counter_failures == 1:
+                    log.exception("reading the kernel's counters failed; charging time only")
+                elif self.counter_failures % 60 == 0:  # every ten minutes at the default poll
+                    log.error("reading the kernel's counters failed %d times so far",
+                              self.counter_failures)  # fmt: skip
+                counters = {}
             mono = self.clock.monotonic()
             if self.charged_to is None:
                 self.charged_to = mono
             elapsed_s = max(0, int(mono - self.charged_to))
             self.charged_to += elapsed_s  # the fraction left over counts at the next poll
+            if self.counter_failures and counters:
+                log.info("the kernel's counters read again after %d failures",
+                         self.counter_failures)  # fmt: skip
             with self.transaction() as tx:
                 correction = self.clock.observe(tx)
                 now = self.clock.now()
@@ -205,9 +223,15 @@ class Hotspotd:
         )
 
     def tick(self) -> None:
-        """The poll job: counters, then enforcement on the fresh figures."""
-        self.poll()
-        self.enforce()
+        """The poll job: counters, then enforcement on the fresh figures.
+
+        Enforcement runs even when the poll failed: a broken counter read or database write
+        must never turn off the limits of time, data, validity and idle.
+        """
+        try:
+            self.poll()
+        finally:
+            self.enforce()
 
     def rollup(self) -> tuple[int, int, int]:
         with self.lock, self.transaction() as tx:
@@ -640,6 +664,37 @@ def _backup_job(daemon: Hotspotd) -> Callable[[], object] | None:
     return run
 
 
+class AlreadyRunning(HotspotError):
+    pass
+
+
+def hold_instance_lock(path: Path) -> IO[str]:
+    """Take the daemon's lock file (flock, released by the kernel when the process ends).
+
+    Returns the open file, which must stay open; raises AlreadyRunning, naming the other
+    process, when another hotspotd holds it.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        f = open(path, "a+")
+    except OSError as exc:
+        raise AdapterError(f"cannot open the lock file {path}: {exc.strerror}") from None
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        other = f.read().strip() or "unknown"
+        f.close()
+        raise AlreadyRunning(
+            f"another hotspotd is running (pid {other}, lock {path}); stop it first"
+        ) from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"{os.getpid()}\n")
+    f.flush()
+    return f
+
+
 IP_FORWARD = "/proc/sys/net/ipv4/ip_forward"
 
 
@@ -723,6 +778,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("apscheduler").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     try:
         cfg = config_mod.load(args.config)
+        # One hotspotd at a time: a second one would take over the socket, and both would
+        # charge online time. Held until this process ends, however it ends.
+        instance_lock = hold_instance_lock(cfg.daemon.lock_file)  # noqa: F841 (kept open)
         firewall, shaper, mac_of = build_adapters(cfg)
         if args.flush:
             if cfg.network.manage_forwarding:

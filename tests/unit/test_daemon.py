@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 import time
@@ -12,12 +13,13 @@ from ipaddress import IPv4Address
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from hotspotd import config
 from hotspotd.control import ControlClient, ControlError, ControlServer, Peer
 from hotspotd.core import db as dbmod
 from hotspotd.core import plans, vouchers
+from hotspotd.core.models import Session
 from hotspotd.core.plans import PlanTerms
 from hotspotd.core.ports import DeviceKey, Rate
 from hotspotd.daemon import Hotspotd, interval_jobs, schedule
@@ -346,3 +348,41 @@ def test_masquerade_goes_behind_the_uplink_or_nowhere(
     assert daemon_mod.uplink_for_masquerade(found) is None  # no uplink yet: a warning, no NAT
     off = replace(given, network=replace(given.network, masquerade=False))
     assert daemon_mod.uplink_for_masquerade(off) is None
+
+
+def test_a_failing_counter_read_still_ends_sessions_out_of_time(
+    rig: Rig, codes_: list[str]
+) -> None:
+    rig.call("login", ip=str(PHONE1.ip), code=codes_[0])
+    rig.fw.counters = lambda: (_ for _ in ()).throw(OSError("netlink gone"))  # type: ignore[method-assign]
+    for _ in range(91):  # 15 minutes and ten seconds of failed reads
+        rig.clock.advance(seconds=10)
+        rig.d.tick()
+    assert rig.d.counter_failures == 91
+    assert rig.fw.state().authorized == frozenset()  # the idle limit held all the same
+    with dbmod.make_sessionmaker(rig.d.engine)() as db:
+        assert vouchers.find(db, codes_[0]).used_seconds == 900  # and time was charged
+        (s,) = db.scalars(select(Session))
+        assert s.end_reason == "idle"
+
+
+def test_a_second_hotspotd_refuses_to_start(cfg: config.Config, tmp_path: Path) -> None:
+    from hotspotd.daemon import AlreadyRunning, hold_instance_lock, main
+
+    held = hold_instance_lock(cfg.daemon.lock_file)
+    try:
+        assert cfg.daemon.lock_file.read_text().strip() == str(os.getpid())
+        with pytest.raises(AlreadyRunning, match=rf"pid {os.getpid()}"):
+            hold_instance_lock(cfg.daemon.lock_file)
+        toml = tmp_path / "second.toml"
+        toml.write_text(
+            Path(cfg.source).read_text()
+            + f'\n[daemon]\ncontrol_socket = "{cfg.daemon.control_socket}"\n'
+        )
+        # refused before it touches the kernel or the socket
+        assert main(["--config", str(toml)]) == 1
+        assert not cfg.daemon.control_socket.exists()
+    finally:
+        held.close()
+    again = hold_instance_lock(cfg.daemon.lock_file)  # free once the first one is gone
+    again.close()
