@@ -366,7 +366,9 @@ def test_a_failing_counter_read_still_ends_sessions_out_of_time(
         assert s.end_reason == "idle"
 
 
-def test_a_second_hotspotd_refuses_to_start(cfg: config.Config, tmp_path: Path) -> None:
+def test_a_second_hotspotd_refuses_to_start(
+    cfg: config.Config, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from hotspotd.daemon import AlreadyRunning, hold_instance_lock, main
 
     held = hold_instance_lock(cfg.daemon.lock_file)
@@ -381,6 +383,7 @@ def test_a_second_hotspotd_refuses_to_start(cfg: config.Config, tmp_path: Path) 
         )
         # refused before it touches the kernel or the socket
         assert main(["--config", str(toml)]) == 1
+        assert "another hotspotd is running" in capsys.readouterr().err
         assert not cfg.daemon.control_socket.exists()
     finally:
         held.close()
