@@ -280,6 +280,7 @@ class Hotspotd:
             else:
                 assert code is not None
                 result = self._code_attempt(
+                    tx,
                     ip,
                     lambda: sessions.login_voucher(tx, ip=ip, mac=mac, code=code, now=now),
                 )
@@ -288,34 +289,48 @@ class Hotspotd:
         log.info("login %s %s session %s%s", ip, mac, session_id, " (free)" if free else "")
         return self._status(ip)
 
-    def _code_attempt(self, ip: IPv4Address, attempt: Callable[[], T]) -> T:
-        """Try a typed code unless this device (or the hotspot) guessed wrong too often."""
+    def _code_attempt(self, tx: DB, ip: IPv4Address, attempt: Callable[[], T]) -> T:
+        """Try a typed code unless this device guessed wrong too often.
+
+        While the hotspot as a whole is being guessed at, a wrong code is answered "wait", but
+        a valid one goes through and is written to the audit log: a hit then is rare enough to
+        look at, and the typos of others must never lock a resident with a good card out.
+        """
         device = self.mac_of(ip) or str(ip)
-        now = self.clock.now().timestamp()
+        now = self.clock.monotonic()
         self._refuse_if_throttled(device, now)
+        guessing = self.guesses.guessing(now)
         try:
-            return attempt()
+            result = attempt()
         except sessions.NotLoggedIn:
             raise
         except (VoucherTypo, VoucherRejected, NotFound):  # NotFound: no voucher has that code
             self.guesses.miss(device, now)
+            if guessing:
+                raise _throttled(guessing) from None
             raise
+        if guessing:
+            log.warning("a code from %s (%s) was good while the hotspot is being guessed at",
+                        ip, device)  # fmt: skip
+            tx.add(
+                AuditEvent(
+                    at=self.clock.now(), actor="resident", action="voucher.guess_window",
+                    subject=device, detail=f"a good code from {ip} while guessing went on",
+                )
+            )  # fmt: skip
+        return result
 
     def _refuse_if_throttled(self, device: str, now: float) -> None:
         wait = self.guesses.retry_after(device, now)
         if wait:
-            raise ControlError(
-                "throttled",
-                f"too many wrong codes; try again in {wait} seconds",
-                {"retry_after": wait},
-            )
+            raise _throttled(wait)
 
     def op_wrong_code(self, p: Params, peer: Peer) -> dict[str, Any]:
         """The portal caught a typo itself (no daemon needed for that): count it here too."""
         ip = p.ip("ip", self.cfg.network.lan_prefix)
         p.done()
         device = self.mac_of(ip) or str(ip)
-        now = self.clock.now().timestamp()
+        now = self.clock.monotonic()
         self._refuse_if_throttled(device, now)
         self.guesses.miss(device, now)
         return {"misses": self.guesses.misses(device, now)}
@@ -328,7 +343,9 @@ class Hotspotd:
         assert code is not None
         now = self.clock.now()
         with self.transaction() as tx:
-            added = self._code_attempt(ip, lambda: sessions.top_up(tx, ip=ip, code=code, now=now))
+            added = self._code_attempt(
+                tx, ip, lambda: sessions.top_up(tx, ip=ip, code=code, now=now)
+            )
             log.info(
                 "top-up at %s: +%ss +%sB onto voucher %s", ip, added.seconds, added.data_bytes,
                 added.voucher.id,
@@ -468,6 +485,12 @@ class Hotspotd:
             "shaped": len(plan.shaper.set),
             "unshaped": len(plan.shaper.remove),
         }
+
+
+def _throttled(wait: int) -> ControlError:
+    return ControlError(
+        "throttled", f"too many wrong codes; try again in {wait} seconds", {"retry_after": wait}
+    )
 
 
 class UnknownOp(ClientError):

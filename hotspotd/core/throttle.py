@@ -2,8 +2,10 @@
 
 A sliding window of wrong codes (typos count: a guesser's random codes are mostly typos). A
 device with `per_device` wrong codes in the window is refused until the oldest of them leaves
-the window; the hotspot as a whole with `overall` wrong codes in the window refuses every code
-for the same while, which also catches a guesser who changes MAC and address for every try.
+the window. The hotspot as a whole with `overall` wrong codes in the window is *being guessed
+at* (a guesser who changes MAC and address for every try): then a wrong code is answered
+"wait", but a well-formed valid code still logs in (and is audited): ten neighbours' typos
+must never lock every resident out.
 
 Pure: the caller passes `now` (seconds, any monotonic scale) and owns the one instance. It lives
 in the daemon, the one process that sees every login of every portal worker.
@@ -34,12 +36,17 @@ class GuessThrottle:
         while misses and misses[0] <= now - self.policy.window_s:
             misses.popleft()
 
+    def guessing(self, now: float) -> int:
+        """Seconds until the hotspot as a whole is below its wrong-code limit; 0 when it is."""
+        self._trim(self._overall, now)
+        if len(self._overall) < self.policy.overall:
+            return 0
+        wait = self._overall[-self.policy.overall] + self.policy.window_s - now
+        return max(0, math.ceil(wait))
+
     def retry_after(self, device: str, now: float) -> int:
         """Seconds this device must wait before trying a code; 0 when it may try now."""
         waits = [0.0]
-        self._trim(self._overall, now)
-        if len(self._overall) >= self.policy.overall:
-            waits.append(self._overall[-self.policy.overall] + self.policy.window_s - now)
         mine = self._devices.get(device)
         if mine is not None:
             self._trim(mine, now)

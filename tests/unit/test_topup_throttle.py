@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+from ipaddress import IPv4Address
+
 import pytest
 from sqlalchemy import Engine, select
 
@@ -44,9 +46,10 @@ def test_overall_limit_catches_a_guesser_who_changes_identity() -> None:
     t = GuessThrottle(ThrottlePolicy(per_device=5, overall=10, window_s=600))
     for i in range(10):
         t.miss(f"mac-{i}", float(i))
-    assert t.retry_after("fresh-device", 10.0) == 590
-    assert t.retry_after("fresh-device", 599.5) == 1
-    assert t.retry_after("fresh-device", 600.0) == 0
+    assert t.guessing(10.0) == 590
+    assert t.retry_after("fresh-device", 10.0) == 0  # a device of its own is not refused
+    assert t.guessing(599.5) == 1
+    assert t.guessing(600.0) == 0
 
 
 def test_memory_is_bounded() -> None:
@@ -175,3 +178,24 @@ def test_throttled_answer_on_the_socket_carries_retry_after(rig: Rig) -> None:
     answer = server.answer(b'{"op":"wrong_code","ip":"10.66.0.11"}', None)  # type: ignore[arg-type]
     assert answer["ok"] is False and answer["error"] == "throttled"
     assert answer["retry_after"] == 600
+
+
+def test_ten_phones_typing_badly_never_lock_out_a_good_card(rig: Rig, codes_: list[str]) -> None:
+    """The review's attack: 10 MACs x 5 wrong codes made a third phone's valid card wait."""
+    for i in range(10):
+        ip = f"10.66.0.{100 + i}"
+        rig.macs[IPv4Address(ip)] = f"02:00:00:00:01:{i:02x}"
+        for _ in range(5):
+            with pytest.raises(NotFound):
+                rig.call("login", ip=ip, code=codes.make())
+    assert rig.d.guesses.guessing(rig.d.clock.monotonic()) > 0  # the hotspot is guessed at
+    # a wrong code from anyone is now told to wait...
+    with pytest.raises(ControlError) as caught:
+        rig.call("login", ip=str(PHONE2.ip), code=codes.make())
+    assert caught.value.code == "throttled"
+    # ...but a good card logs in, and the operator can see it did while guessing went on
+    assert rig.call("login", ip=str(PHONE1.ip), code=codes_[0])["plan"] == "Harian"  # type: ignore[index]
+    assert rig.fw.state().authorized == {PHONE1}
+    with dbmod.make_sessionmaker(rig.d.engine)() as db:
+        event = db.scalar(select(AuditEvent).where(AuditEvent.action == "voucher.guess_window"))
+        assert event is not None and event.subject == PHONE1.mac
