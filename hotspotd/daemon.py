@@ -21,6 +21,7 @@ import os
 import signal
 import sys
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,7 +37,7 @@ from hotspotd import schema
 from hotspotd.clock import OsClock, SystemClock, Timekeeper
 from hotspotd.control import ControlError, ControlServer, Peer
 from hotspotd.core import codes, db, reconcile, sessions, usage, vouchers
-from hotspotd.core.models import AuditEvent, Session
+from hotspotd.core.models import AuditEvent, Device, Session
 from hotspotd.core.ports import Firewall, Rate, Shaper, normalize_mac
 from hotspotd.core.throttle import GuessThrottle
 from hotspotd.errors import (
@@ -102,7 +103,13 @@ class Hotspotd:
         self.on_clock_jump: Callable[[], None] | None = None  # serve() reschedules the jobs
         self.counter_failures = 0
         self.throughput: dict[int, Throughput] = {}
-        self.names: dict[str, tuple[str | None, str | None]] = {}  # MAC -> DHCP hostname, vendor
+        # MAC -> (DHCP hostname, vendor), waiting to be written. Devices online now have a
+        # place each; any other MAC shares a bounded few, the oldest dropped first, so a flood
+        # of made-up MACs can push out only its own.
+        self.names: OrderedDict[str, tuple[str | None, str | None]] = OrderedDict()
+        self.names_online: dict[str, tuple[str | None, str | None]] = {}
+        self.online_macs: frozenset[str] = frozenset()  # as of the last reconcile
+        self.names_lock = threading.Lock()
         # Wrong codes per device and overall. Here, not in the portal: this one process sees
         # every code of every portal worker, so the count cannot be split or reset by them.
         self.guesses = GuessThrottle()
@@ -154,6 +161,7 @@ class Hotspotd:
         with self.lock:
             with self.transaction() as tx:
                 want = sessions.desired(tx, garden=self.garden, policy=self.policy)
+            self.online_macs = frozenset(key.mac for key in want.authorized)
             plan = reconcile.reconcile(self.firewall, self.shaper, want)
             if plan.firewall.authorize:
                 with self.transaction() as tx:
@@ -201,7 +209,6 @@ class Hotspotd:
                             down_bps=(s.bytes_down - down0) * 8 // elapsed_s,
                             up_bps=(s.bytes_up - up0) * 8 // elapsed_s,
                         )
-                self._write_names(tx, now)
             if correction is not None and self.on_clock_jump is not None:
                 self.on_clock_jump()
             return report
@@ -232,6 +239,7 @@ class Hotspotd:
             self.poll()
         finally:
             self.enforce()
+        self.write_names()
 
     def rollup(self) -> tuple[int, int, int]:
         with self.lock, self.transaction() as tx:
@@ -242,15 +250,42 @@ class Hotspotd:
             return hours, days, pruned
 
     def on_dhcp(self, mac: str, hostname: str | None, vendor: str | None) -> None:
-        """From the sniffer thread: remember, write with the next poll."""
-        self.names[mac] = (hostname, vendor)
+        """From the sniffer thread: remember (a bounded few), written after the next poll."""
+        with self.names_lock:
+            if mac in self.online_macs:
+                self.names_online[mac] = (hostname, vendor)
+                return
+            self.names[mac] = (hostname, vendor)
+            self.names.move_to_end(mac)
+            while len(self.names) > MAX_PENDING_NAMES:
+                self.names.popitem(last=False)
 
-    def _write_names(self, tx: DB, now: datetime) -> None:
-        names, self.names = self.names, {}
-        for mac, (hostname, vendor) in names.items():
-            device = sessions.device_for(tx, mac, now)
-            device.hostname = hostname or device.hostname
-            device.vendor_class = vendor or device.vendor_class
+    def write_names(self) -> int:
+        """Name the devices the database knows (they logged in, or were trusted or blocked).
+
+        Outside the daemon's lock, in one transaction with one query per 500 MACs: a phone
+        that floods DHCP requests with made-up MACs can neither stall the poll nor grow the
+        device table. A MAC not known yet stays pending (bounded) until it logs in.
+        """
+        with self.names_lock:
+            pending = {**self.names, **self.names_online}
+            self.names_online = {}
+        if not pending:
+            return 0
+        written: list[str] = []
+        with self.transaction() as tx:
+            macs = list(pending)
+            for i in range(0, len(macs), 500):
+                for device in tx.scalars(select(Device).where(Device.mac.in_(macs[i : i + 500]))):
+                    hostname, vendor = pending[device.mac]
+                    device.hostname = hostname or device.hostname
+                    device.vendor_class = vendor or device.vendor_class
+                    written.append(device.mac)
+        with self.names_lock:
+            for mac in written:
+                if self.names.get(mac) == pending[mac]:
+                    del self.names[mac]
+        return len(written)
 
     # -- control operations -----------------------------------------------------------------
 
@@ -491,6 +526,9 @@ def _throttled(wait: int) -> ControlError:
     return ControlError(
         "throttled", f"too many wrong codes; try again in {wait} seconds", {"retry_after": wait}
     )
+
+
+MAX_PENDING_NAMES = 2048  # DHCP names waiting for their device to log in
 
 
 class UnknownOp(ClientError):

@@ -37,11 +37,19 @@ def _text(value: Any, limit: int = 64) -> str | None:
     return cleaned[:limit] or None
 
 
-def sighting_from_options(chaddr: bytes, options: list[Any]) -> DhcpSighting | None:
-    """Pure part: the client's MAC, hostname and vendor class from a DHCP packet's fields."""
+def sighting_from_options(
+    chaddr: bytes, options: list[Any], source: str | None = None
+) -> DhcpSighting | None:
+    """Pure part: the client's MAC, hostname and vendor class from a DHCP packet's fields.
+
+    `source` is the frame's Ethernet source: a request whose client MAC is not the sender's
+    own (one phone naming thousands of made-up MACs) names nobody.
+    """
     if len(chaddr) < 6:
         return None
     mac = normalize_mac(":".join(f"{b:02x}" for b in chaddr[:6]))
+    if source is not None and normalize_mac(source) != mac:
+        return None
     found: dict[str, Any] = {}
     for opt in options:
         if isinstance(opt, tuple) and len(opt) >= 2:
@@ -65,12 +73,13 @@ class DhcpSniffer:
 
     def _packet(self, packet: Any) -> None:
         from scapy.layers.dhcp import BOOTP, DHCP
+        from scapy.layers.l2 import Ether
 
-        if BOOTP not in packet or DHCP not in packet:
+        if BOOTP not in packet or DHCP not in packet or Ether not in packet:
             return
         try:
             sighting = sighting_from_options(
-                bytes(packet[BOOTP].chaddr), list(packet[DHCP].options)
+                bytes(packet[BOOTP].chaddr), list(packet[DHCP].options), str(packet[Ether].src)
             )
         except ValueError:
             return

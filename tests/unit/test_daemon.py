@@ -19,7 +19,7 @@ from hotspotd import config
 from hotspotd.control import ControlClient, ControlError, ControlServer, Peer
 from hotspotd.core import db as dbmod
 from hotspotd.core import plans, vouchers
-from hotspotd.core.models import Session
+from hotspotd.core.models import Device, Session
 from hotspotd.core.plans import PlanTerms
 from hotspotd.core.ports import DeviceKey, Rate
 from hotspotd.daemon import Hotspotd, interval_jobs, schedule
@@ -389,3 +389,31 @@ def test_a_second_hotspotd_refuses_to_start(
         held.close()
     again = hold_instance_lock(cfg.daemon.lock_file)  # free once the first one is gone
     again.close()
+
+
+def test_a_dhcp_flood_of_made_up_macs_neither_stalls_a_login_nor_grows_the_devices(
+    rig: Rig, codes_: list[str]
+) -> None:
+    import random
+
+    from hotspotd.daemon import MAX_PENDING_NAMES
+
+    rig.call("login", ip=str(PHONE1.ip), code=codes_[0])
+    rig.d.on_dhcp(PHONE1.mac, "Galaxy-A05", "android-dhcp-14")
+    rng = random.Random(7)
+    for _ in range(20_000):
+        mac = "02:" + ":".join(f"{rng.randrange(256):02x}" for _ in range(5))
+        rig.d.on_dhcp(mac, "flood", None)
+    assert len(rig.d.names) == MAX_PENDING_NAMES  # bounded
+    rig.clock.advance(seconds=10)
+    rig.d.tick()
+    with dbmod.make_sessionmaker(rig.d.engine)() as db:
+        devices = db.scalars(select(Device)).all()
+        assert [(d.mac, d.hostname) for d in devices] == [(PHONE1.mac, "Galaxy-A05")]
+    for _ in range(20_000):
+        mac = "02:" + ":".join(f"{rng.randrange(256):02x}" for _ in range(5))
+        rig.d.on_dhcp(mac, "flood", None)
+    started = time.monotonic()
+    rig.d.tick()
+    assert rig.call("login", ip=str(PHONE2.ip), code=codes_[1])["plan"] == "Harian"  # type: ignore[index]
+    assert time.monotonic() - started < 1.0  # a poll and a login with 20,000 made-up MACs

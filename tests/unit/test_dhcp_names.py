@@ -47,3 +47,12 @@ def test_control_characters_and_markup_bytes_are_dropped_and_length_capped() -> 
     assert s is not None and s.hostname is not None
     assert s.hostname.startswith("[31mEvil") and len(s.hostname) == 64
     assert "\x1b" not in s.hostname and "\x00" not in s.hostname
+
+
+def test_a_request_naming_another_mac_than_its_sender_names_nobody() -> None:
+    seen: list[DhcpSighting] = []
+    sniffer = DhcpSniffer("lo", seen.append)
+    forged = packet("request", hostname=b"flood")
+    forged[Ether].src = "02:aa:bb:cc:dd:99"  # chaddr stays 02:aa:bb:cc:dd:01
+    sniffer._packet(Ether(bytes(forged)))
+    assert seen == []
