@@ -22,6 +22,7 @@ import select
 import signal
 import socket
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -34,6 +35,20 @@ from portal import i18n
 log = logging.getLogger("hotspot.portal")
 
 
+MAX_HEADER_BYTES = 16 * 1024  # a phone's request headers are a few hundred bytes
+
+
+def keep_buffers_off_disk(cfg: config_mod.Config) -> None:
+    """Any temporary file of this process goes to the runtime directory (tmpfs under systemd),
+    never to /tmp on the SD card that holds the database."""
+    tmp = cfg.portal.runtime_dir / "tmp"
+    try:
+        tmp.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HotspotError(f"portal.runtime_dir: cannot make {tmp}: {exc}") from None
+    tempfile.tempdir = str(tmp)
+
+
 def https_server(app: Any, host: str, cfg: config_mod.Config) -> Any:
     from cheroot import wsgi
     from cheroot.ssl.builtin import BuiltinSSLAdapter
@@ -43,6 +58,8 @@ def https_server(app: Any, host: str, cfg: config_mod.Config) -> Any:
         (host, p.https_port), app, numthreads=min(p.threads, 8), server_name=p.hostname
     )
     server.ssl_adapter = BuiltinSSLAdapter(str(p.tls_cert), str(p.tls_key))
+    server.max_request_body_size = int(app.config["MAX_CONTENT_LENGTH"])
+    server.max_request_header_size = MAX_HEADER_BYTES
     return server
 
 
@@ -74,6 +91,7 @@ def serve(app: Any, cfg: config_mod.Config, host: str, sock: socket.socket, *, h
     """One worker: waitress on the shared socket (and cheroot for HTTPS if asked) until SIGTERM."""
     from waitress import create_server
 
+    body_limit = int(app.config["MAX_CONTENT_LENGTH"])
     http = create_server(
         app,
         sockets=[sock],
@@ -82,6 +100,11 @@ def serve(app: Any, cfg: config_mod.Config, host: str, sock: socket.socket, *, h
         connection_limit=1000,
         channel_timeout=30,
         backlog=1024,
+        # waitress's own limits, as tight as Flask's: its defaults (1 GiB of body, spooled to
+        # a temporary file past 512 KB) would let one unfinished POST fill the SD card.
+        max_request_body_size=body_limit,
+        max_request_header_size=MAX_HEADER_BYTES,
+        inbuf_overflow=body_limit + MAX_HEADER_BYTES,
     )
     tls = None
     if https:
@@ -241,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         from portal import create_app
 
         app = create_app(cfg)
+        keep_buffers_off_disk(cfg)  # before the workers are forked: they inherit it
         host = args.host or str(cfg.portal.address)
         sock = listen(host, cfg.portal.port)
     except (HotspotError, OSError) as exc:

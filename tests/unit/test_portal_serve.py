@@ -159,3 +159,50 @@ def test_a_worker_that_cannot_start_stops_the_portal_at_once(
     assert "cannot serve HTTPS" in proc.stderr and "did not start" in proc.stderr
     assert time.monotonic() - started < 20
     assert "ready" not in proc.stdout
+
+
+def test_a_huge_body_is_refused_before_it_is_read_and_nothing_is_spooled(
+    engine: Engine, config_file: Path, tmp_path: Path
+) -> None:
+    """waitress's default would take 1 GiB and spool it to /tmp, on the database's SD card."""
+    port = free_port()
+    run_dir = tmp_path / "portal-run"
+    command = portal_command(config_file, f"port = {port}\nworkers = 1\n")
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    env = {**os.environ, "TMPDIR": str(spool)}  # where an unchecked spool would land
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready", proc.stderr.read() if proc.stderr else ""
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(
+                b"POST /login HTTP/1.1\r\nHost: portal.lan\r\n"
+                b"Content-Type: application/x-www-form-urlencoded\r\n"
+                b"Content-Length: 100000000\r\n\r\n"
+            )
+            sent = 0
+            try:
+                for _ in range(64):  # 4 MB of the promised 100 MB, then look
+                    s.sendall(b"x" * 65536)
+                    sent += 65536
+            except OSError:
+                pass  # the portal closed the connection early: good
+            s.settimeout(10)
+            answer = s.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+        assert list(spool.iterdir()) == []  # nothing went to TMPDIR
+        assert not any((run_dir / "tmp").iterdir())  # nor to the portal's own
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:  # chunked, too
+            s.sendall(
+                b"POST /login HTTP/1.1\r\nHost: portal.lan\r\nTransfer-Encoding: chunked\r\n\r\n"
+                + (b"10000\r\n" + b"x" * 0x10000 + b"\r\n") * 4
+            )
+            s.settimeout(10)
+            assert s.recv(4096).startswith(b"HTTP/1.1 413")
+        assert list(spool.iterdir()) == []
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
