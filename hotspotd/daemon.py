@@ -303,9 +303,7 @@ class Hotspotd:
         free = p.flag("free")
         code = p.text("code", required=not free, limit=40)
         p.done()
-        mac = self.mac_of(ip)
-        if mac is None:
-            raise NoMac("this device's MAC address is not known yet; try again in a moment")
+        mac = self._mac_of(ip)
         now = self.clock.now()
         with self.transaction() as tx:  # written and committed before the kernel is touched
             if free:
@@ -322,7 +320,7 @@ class Hotspotd:
             session_id = result.session.id
         self.reconcile()
         log.info("login %s %s session %s%s", ip, mac, session_id, " (free)" if free else "")
-        return self._status(ip)
+        return self._status(ip, mac)
 
     def _code_attempt(self, tx: DB, ip: IPv4Address, attempt: Callable[[], T]) -> T:
         """Try a typed code unless this device guessed wrong too often.
@@ -376,34 +374,45 @@ class Hotspotd:
         code = p.text("code", required=True, limit=40)
         p.done()
         assert code is not None
+        mac = self._mac_of(ip)
         now = self.clock.now()
         with self.transaction() as tx:
             added = self._code_attempt(
-                tx, ip, lambda: sessions.top_up(tx, ip=ip, code=code, now=now)
+                tx, ip, lambda: sessions.top_up(tx, ip=ip, code=code, now=now, mac=mac)
             )
             log.info(
                 "top-up at %s: +%ss +%sB onto voucher %s", ip, added.seconds, added.data_bytes,
                 added.voucher.id,
             )  # fmt: skip
         self.reconcile()
-        return self._status(ip)
+        return self._status(ip, mac)
 
     def op_logout(self, p: Params, peer: Peer) -> dict[str, Any]:
         ip = p.ip("ip", self.cfg.network.lan_prefix)
         p.done()
+        mac = self._mac_of(ip)
         with self.transaction() as tx:
-            sessions.logout(tx, ip=ip, now=self.clock.now())
+            sessions.logout(tx, ip=ip, mac=mac, now=self.clock.now())
         self.reconcile()
         return {"ip": str(ip), "logged_out": True}
 
     def op_status(self, p: Params, peer: Peer) -> dict[str, Any]:
         ip = p.ip("ip", self.cfg.network.lan_prefix)
         p.done()
-        return self._status(ip)
+        return self._status(ip, self._mac_of(ip))
 
-    def _status(self, ip: IPv4Address) -> dict[str, Any]:
+    def _mac_of(self, ip: IPv4Address) -> str:
+        """The MAC the neighbour table gives for this address: what a device is, as at login."""
+        mac = self.mac_of(ip)
+        if mac is None:
+            raise NoMac("this device's MAC address is not known yet; try again in a moment")
+        return mac
+
+    def _status(self, ip: IPv4Address, mac: str | None = None) -> dict[str, Any]:
         with self.transaction() as tx:
-            st = sessions.status(tx, ip=ip, now=self.clock.now(), policy=self.policy, tz=self.tz)
+            st = sessions.status(
+                tx, ip=ip, now=self.clock.now(), policy=self.policy, tz=self.tz, mac=mac
+            )
             s = st.session
             return {
                 "ip": s.ip,

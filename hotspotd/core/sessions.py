@@ -92,10 +92,18 @@ def open_sessions(db: DB) -> Sequence[Session]:
     return db.scalars(select(Session).where(Session.ended_at.is_(None)).order_by(Session.id)).all()
 
 
-def open_session_at(db: DB, ip: IPv4Address | str) -> Session | None:
-    return db.scalar(
+def open_session_at(db: DB, ip: IPv4Address | str, mac: str | None = None) -> Session | None:
+    """The open session at this address; with `mac`, only if it is that device's.
+
+    The daemon passes the MAC the neighbour table gives for the address, so a laptop that
+    spoofs a phone's address cannot log it out or top up on its card.
+    """
+    session = db.scalar(
         select(Session).where(Session.ended_at.is_(None), Session.ip == str(IPv4Address(ip)))
     )
+    if session is not None and mac is not None and session.mac != normalize_mac(mac):
+        return None
+    return session
 
 
 def end(db: DB, session: Session, now: datetime, reason: str) -> None:
@@ -224,8 +232,15 @@ def login_free(
     return _begin(db, SessionKind.FREE, None, device, ip_text, now, ended)
 
 
-def logout(db: DB, *, ip: IPv4Address, now: datetime, reason: str = EndCause.LOGOUT) -> Session:
-    session = open_session_at(db, ip)
+def logout(
+    db: DB,
+    *,
+    ip: IPv4Address,
+    now: datetime,
+    mac: str | None = None,
+    reason: str = EndCause.LOGOUT,
+) -> Session:
+    session = open_session_at(db, ip, mac)
     if session is None:
         raise NotFound("no device is logged in at that address")
     end(db, session, now, reason)
@@ -418,8 +433,16 @@ class Status:
     devices: int  # devices logged in on the same voucher
 
 
-def status(db: DB, *, ip: IPv4Address, now: datetime, policy: FreePolicy, tz: ZoneInfo) -> Status:
-    s = open_session_at(db, ip)
+def status(
+    db: DB,
+    *,
+    ip: IPv4Address,
+    now: datetime,
+    policy: FreePolicy,
+    tz: ZoneInfo,
+    mac: str | None = None,
+) -> Status:
+    s = open_session_at(db, ip, mac)
     if s is None:
         raise NotFound("this device is not logged in")
     if s.voucher is not None:
@@ -505,14 +528,14 @@ class TopUp:
     data_bytes: int
 
 
-def top_up(db: DB, *, ip: IPv4Address, code: str, now: datetime) -> TopUp:
+def top_up(db: DB, *, ip: IPv4Address, code: str, now: datetime, mac: str | None = None) -> TopUp:
     """A logged-in resident adds another card to the voucher in use.
 
     The new card must be unused and not revoked; it is used up at once (its price is booked
     now) and its plan's online time (or, for a plan without one, its validity) and data are
     added on top of the running voucher, which also moves that voucher's validity.
     """
-    session = open_session_at(db, ip)
+    session = open_session_at(db, ip, mac)
     if session is None:
         raise NotLoggedIn("this device is not logged in")
     current = session.voucher

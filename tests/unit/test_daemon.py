@@ -23,7 +23,7 @@ from hotspotd.core.models import Device, Session
 from hotspotd.core.plans import PlanTerms
 from hotspotd.core.ports import DeviceKey, Rate
 from hotspotd.daemon import Hotspotd, interval_jobs, schedule
-from hotspotd.errors import DatabaseNotReady, InvalidInput
+from hotspotd.errors import DatabaseNotReady, InvalidInput, NotFound
 from tests.conftest import NOW
 from tests.fakes import FakeClock, FakeFirewall, FakeShaper
 
@@ -417,3 +417,19 @@ def test_a_dhcp_flood_of_made_up_macs_neither_stalls_a_login_nor_grows_the_devic
     rig.d.tick()
     assert rig.call("login", ip=str(PHONE2.ip), code=codes_[1])["plan"] == "Harian"  # type: ignore[index]
     assert time.monotonic() - started < 1.0  # a poll and a login with 20,000 made-up MACs
+
+
+def test_a_spoofed_address_cannot_log_out_top_up_or_read_another_phone(
+    rig: Rig, codes_: list[str]
+) -> None:
+    """Logout, top-up and status are bound to the MAC the neighbour table gives, as login is."""
+    rig.call("login", ip=str(PHONE1.ip), code=codes_[0])
+    rig.macs[PHONE1.ip] = "02:00:00:00:00:66"  # a laptop answering ARP for the phone's address
+    for op, extra in (("logout", {}), ("topup", {"code": codes_[1]}), ("status", {})):
+        with pytest.raises(NotFound):
+            rig.call(op, ip=str(PHONE1.ip), **extra)
+    assert rig.fw.state().authorized == {PHONE1}  # the phone is still online
+    with dbmod.make_sessionmaker(rig.d.engine)() as db:
+        assert vouchers.find(db, codes_[1]).first_used_at is None  # and the card is unspent
+    rig.macs[PHONE1.ip] = PHONE1.mac
+    assert rig.call("logout", ip=str(PHONE1.ip)) == {"ip": str(PHONE1.ip), "logged_out": True}
