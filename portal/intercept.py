@@ -19,9 +19,9 @@ from collections.abc import Callable, Iterable, Iterator
 from html import escape
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy.exc import SQLAlchemyError
-from werkzeug.wsgi import get_current_url
 
 from portal import security
 from portal.online import OnlineAddresses
@@ -118,7 +118,7 @@ class Intercept:
         if "text/html" not in environ.get("HTTP_ACCEPT", "") or not security.valid_host(host):
             return
         try:
-            url = get_current_url(environ)
+            url = request_uri(environ, host)
         except (UnicodeError, ValueError):
             return
         original = security.safe_original(url)
@@ -141,3 +141,25 @@ class Intercept:
         ]
         start_response(_REASONS[302], headers)
         return _stream(body)
+
+
+# What may stand unescaped in a URI's path and query (RFC 3986), "%" included: escapes the
+# browser already made are kept as they are.
+_URI_SAFE = "/:@!$&'()*+,;=-._~%?"
+
+
+def request_uri(environ: dict[str, Any], host: str) -> str:
+    """The URL the browser asked for, as plain ASCII.
+
+    WSGI gives the path as the request's bytes decoded as Latin-1; they go back to those bytes
+    and are percent-encoded, so `/kabar/%C3%A9` comes back as it was sent. (Werkzeug's
+    `get_current_url` makes an IRI of them, `/kabar/Ã©`, which the redirect after login then
+    encodes a second time: `/kabar/%C3%83%C2%A9`.)
+    """
+    scheme = environ.get("wsgi.url_scheme", "http")
+    path = quote(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""), _URI_SAFE,
+                 encoding="latin-1")  # fmt: skip
+    query = environ.get("QUERY_STRING", "")
+    if query:
+        path += "?" + quote(query, _URI_SAFE, encoding="latin-1")
+    return f"{scheme}://{host}{path}"

@@ -155,6 +155,15 @@ def test_any_url_goes_to_the_portal_and_back_after_login(phone: Phone, cards: li
     assert phone.post("/login", {"code": cards[0]}).headers["Location"] == "/status"
 
 
+def test_a_page_with_a_non_ascii_path_comes_back_as_it_was_asked_for(
+    phone: Phone, cards: list[str]
+) -> None:
+    asked = "/kabar/caf%C3%A9/%E2%82%AC?q=%C3%A9&r=a%20b"
+    phone.get(asked, base_url="http://news.example.id", headers={"Accept": "text/html"})
+    done = phone.post("/login", {"code": cards[0]})
+    assert done.headers["Location"] == "http://news.example.id" + asked  # not encoded twice
+
+
 def test_a_probe_is_not_kept_as_the_page_to_return_to(phone: Phone, cards: list[str]) -> None:
     phone.get("/generate_204", base_url="http://connectivitycheck.gstatic.com")
     assert phone.post("/login", {"code": cards[0]}).headers["Location"] == "/status"
