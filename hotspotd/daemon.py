@@ -377,15 +377,23 @@ class Hotspotd:
         mac = self._mac_of(ip)
         now = self.clock.now()
         with self.transaction() as tx:
-            added = self._code_attempt(
-                tx, ip, lambda: sessions.top_up(tx, ip=ip, code=code, now=now, mac=mac)
-            )
-            log.info(
-                "top-up at %s: +%ss +%sB onto voucher %s", ip, added.seconds, added.data_bytes,
-                added.voucher.id,
-            )  # fmt: skip
+
+            def attempt() -> sessions.TopUp | sessions.LoginResult:
+                try:
+                    return sessions.top_up(tx, ip=ip, code=code, now=now, mac=mac)
+                except sessions.WiderCard:
+                    # An unlimited card adds nothing onto a limited one: the phone goes on with
+                    # the new card, and the old one keeps what is left of it for later.
+                    return sessions.login_voucher(tx, ip=ip, mac=mac, code=code, now=now)
+
+            result = self._code_attempt(tx, ip, attempt)
+            if isinstance(result, sessions.TopUp):
+                log.info("top-up at %s: +%ss +%sB onto voucher %s", ip, result.seconds,
+                         result.data_bytes, result.voucher.id)  # fmt: skip
+            else:
+                log.info("top-up at %s: switched to the wider card %s", ip, result.session.id)
         self.reconcile()
-        return self._status(ip, mac)
+        return {**self._status(ip, mac), "switched": not isinstance(result, sessions.TopUp)}
 
     def op_logout(self, p: Params, peer: Peer) -> dict[str, Any]:
         ip = p.ip("ip", self.cfg.network.lan_prefix)

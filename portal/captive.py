@@ -131,8 +131,8 @@ def topup() -> ResponseReturnValue:
     _check_typo(ip, code, "topup")
     if st.session.kind.value == "free":
         ask("login", form="login", ip=str(ip), code=code)  # a card replaces the free allowance
-    else:
-        ask("topup", form="topup", ip=str(ip), code=code)
+    elif ask("topup", form="topup", ip=str(ip), code=code).get("switched"):
+        return redirect(url_for("captive.status", switched=1), code=303)
     return redirect(url_for("captive.status", added=1), code=303)
 
 

@@ -520,6 +520,11 @@ class NotLoggedIn(NotFound):
     """The device asks for something that needs a session, and has none."""
 
 
+class WiderCard(Conflict):
+    """The card has no limit where the voucher in use has one: adding it would add nothing
+    there (an unlimited-data card onto a 1 GB one). Log in with it instead."""
+
+
 @dataclass(frozen=True)
 class TopUp:
     voucher: Voucher  # the voucher of the session, now bigger
@@ -549,6 +554,13 @@ def top_up(db: DB, *, ip: IPv4Address, code: str, now: datetime, mac: str | None
         raise Conflict("that code is in use already; log in with it instead of topping up")
     if state is not VoucherState.UNUSED:
         vouchers.redeem(db, card, now)  # raises VoucherRejected with the state's message
+    mine = vouchers.allowance_of(current)
+    if (card.plan.data_bytes is None and mine.data_bytes is not None) or (
+        card.plan.time_s is None
+        and card.plan.validity_s is None
+        and (mine.time_s is not None or mine.validity_s is not None)
+    ):
+        raise WiderCard("this card has no limit where the one in use has: log in with it")
     seconds = card.plan.time_s or card.plan.validity_s or 0
     data_bytes = card.plan.data_bytes or 0
     card.state = VoucherState.USED_UP

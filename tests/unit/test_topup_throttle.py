@@ -9,7 +9,8 @@ from ipaddress import IPv4Address
 import pytest
 from sqlalchemy import Engine, select
 
-from hotspotd.control import ControlError
+from hotspotd import config
+from hotspotd.control import ControlError, ControlServer
 from hotspotd.core import codes, plans, sessions, vouchers
 from hotspotd.core import db as dbmod
 from hotspotd.core.models import AuditEvent, VoucherState
@@ -68,7 +69,9 @@ def tx(engine: Engine):  # type: ignore[no-untyped-def]
     with dbmod.make_sessionmaker(engine).begin() as s:
         plans.add(s, "Jam", PlanTerms(price_rp=2000, validity_s=86400, time_s=3600,
                                       data_bytes=1_000_000_000, devices=2), NOW)  # fmt: skip
-        plans.add(s, "Seminggu", PlanTerms(price_rp=20000, validity_s=7 * 86400), NOW)
+        plans.add(s, "Seminggu", PlanTerms(price_rp=20000, validity_s=7 * 86400,
+                                           data_bytes=5_000_000_000), NOW)  # fmt: skip
+        plans.add(s, "Bebas", PlanTerms(price_rp=30000, validity_s=7 * 86400), NOW)
         yield s
 
 
@@ -103,7 +106,15 @@ def test_top_up_with_a_plan_without_online_time_adds_its_validity(tx) -> None:  
     first, week = card(tx, "Jam"), card(tx, "Seminggu")
     sessions.login_voucher(tx, ip=PHONE1.ip, mac=PHONE1.mac, code=first, now=NOW)
     done = sessions.top_up(tx, ip=PHONE1.ip, code=week, now=NOW)
-    assert done.seconds == 7 * 86400 and done.data_bytes == 0
+    assert done.seconds == 7 * 86400 and done.data_bytes == 5_000_000_000
+
+
+def test_a_card_without_a_limit_is_not_added_as_nothing(tx) -> None:  # type: ignore[no-untyped-def]
+    first, unlimited = card(tx, "Jam"), card(tx, "Bebas")
+    sessions.login_voucher(tx, ip=PHONE1.ip, mac=PHONE1.mac, code=first, now=NOW)
+    with pytest.raises(sessions.WiderCard):
+        sessions.top_up(tx, ip=PHONE1.ip, code=unlimited, now=NOW)
+    assert vouchers.find(tx, unlimited).state is VoucherState.UNUSED  # nothing was spent
 
 
 def test_top_up_refusals(tx) -> None:  # type: ignore[no-untyped-def]
@@ -199,3 +210,47 @@ def test_ten_phones_typing_badly_never_lock_out_a_good_card(rig: Rig, codes_: li
     with dbmod.make_sessionmaker(rig.d.engine)() as db:
         event = db.scalar(select(AuditEvent).where(AuditEvent.action == "voucher.guess_window"))
         assert event is not None and event.subject == PHONE1.mac
+
+
+def test_a_card_without_a_data_limit_onto_a_limited_one_switches_to_it(
+    rig: Rig, codes_: list[str], engine: Engine
+) -> None:
+    """Before, its unlimited data was added as 0 bytes."""
+    with dbmod.make_sessionmaker(engine).begin() as db:
+        plans.add(db, "Bebas", PlanTerms(price_rp=20000, validity_s=86400), NOW)
+        _, (card,) = vouchers.make_batch(db, plan_name="Bebas", count=1, created_by="t", now=NOW)
+        wide = card.code
+    rig.call("login", ip=str(PHONE1.ip), code=codes_[0])
+    got = rig.call("topup", ip=str(PHONE1.ip), code=wide)
+    assert got["switched"] is True and got["plan"] == "Bebas"  # type: ignore[index]
+    assert got["data_left"] is None  # type: ignore[index]
+    with dbmod.make_sessionmaker(engine)() as db:
+        old = vouchers.find(db, codes_[0])
+        assert old.state is VoucherState.ACTIVE  # what was left of it is kept for later
+    # a limited card onto a limited one is still added up
+    rig.call("login", ip=str(PHONE2.ip), code=codes_[1])
+    got = rig.call("topup", ip=str(PHONE2.ip), code=codes_[2])
+    assert got["switched"] is False and got["data_left"] == 20_000_000  # type: ignore[index]
+
+
+def test_the_portal_says_the_phone_is_on_the_new_card(
+    rig: Rig, codes_: list[str], engine: Engine, cfg: config.Config
+) -> None:
+    from portal import create_app
+    from tests.unit.test_portal import Phone
+
+    with dbmod.make_sessionmaker(engine).begin() as db:
+        plans.add(db, "Bebas", PlanTerms(price_rp=20000, validity_s=86400), NOW)
+        _, (card,) = vouchers.make_batch(db, plan_name="Bebas", count=1, created_by="t", now=NOW)
+        wide = card.code
+    server = ControlServer(cfg.daemon.control_socket, rig.d.handle, group=None)
+    server.start()
+    try:
+        phone = Phone(create_app(cfg, {"TESTING": True}, clock=rig.clock), str(PHONE1.ip))
+        assert phone.post("/login", {"code": codes_[0]}).status_code == 303
+        done = phone.post("/topup", {"code": wide})
+        assert done.headers["Location"] == "/status?switched=1"
+        page = phone.get("/status?switched=1").get_data(as_text=True)
+        assert "Sekarang Anda memakai kartu baru" in page and "Bebas" in page
+    finally:
+        server.stop()
