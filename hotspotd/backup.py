@@ -9,8 +9,10 @@ Restore checks the whole archive (ours, not from a newer format or schema, every
 SQLite's own integrity check) before it writes anything. It keeps the previous database as
 `hotspot.db.before-restore` and writes the restored one in a single SQLite transaction (or, when
 there is none yet, a temporary file renamed into place), so a power cut leaves either the old
-database or the new one, never half of each. hotspotd must be restarted afterwards: its kernel
-table and memory describe the old data.
+database or the new one, never half of each. It refuses to run while hotspotd does (the
+daemon's lock file), since the daemon would write onto the restored data from its old memory;
+a damaged live file is moved aside with its WAL, never without it; and a database kept busy
+by another program is waited on for a few seconds, not for ever.
 
 PostgreSQL is refused: `pg_dump` is the tool there.
 """
@@ -29,9 +31,10 @@ import shutil
 import sqlite3
 import tarfile
 import tempfile
+import time
 import tomllib
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
@@ -46,6 +49,7 @@ from hotspotd import config as config_mod
 from hotspotd import schema
 from hotspotd.core import db
 from hotspotd.errors import ConfigError, DatabaseNotReady, HotspotError
+from hotspotd.instance import AlreadyRunning, hold_instance_lock
 
 if TYPE_CHECKING:
     from hotspotd.cli import Env
@@ -66,6 +70,10 @@ _MANIFEST_MAX = 1 << 20
 _CHUNK = 1 << 16
 _CUT_SHORT = "damaged backup (the archive is cut short or corrupt)"
 _BUSY_TIMEOUT_S = db.BUSY_TIMEOUT_MS / 1000
+
+
+class DatabaseBusy(HotspotError):
+    """Another process holds the database longer than a backup waits."""
 
 
 class BackupError(HotspotError):
@@ -209,22 +217,49 @@ def _integrity_ok(conn: sqlite3.Connection) -> bool:
     return rows == [("ok",)]
 
 
-def _snapshot(source: Path, dest: Path) -> None:
-    """A consistent, self-contained copy of a live SQLite file (no -wal beside it)."""
+_SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
+
+
+def _bounded(what: Path, wait_s: float) -> Callable[[int, int, int], None]:
+    """A progress callback for `Connection.backup` that gives up on a database kept busy.
+
+    Python's backup retries "busy" and "locked" for ever; raising from the callback ends it.
+    """
+    deadline = time.monotonic() + wait_s
+
+    def progress(status: int, _remaining: int, _total: int) -> None:
+        if status in (_SQLITE_BUSY, _SQLITE_LOCKED) and time.monotonic() > deadline:
+            raise DatabaseBusy(
+                f"{what}: the database stayed busy for {wait_s:.0f} s (another program "
+                "holds it); try again, or stop hotspotd first"
+            )
+
+    return progress
+
+
+def _snapshot(source: Path, dest: Path, wait_s: float | None = None) -> None:
+    """A consistent, self-contained copy of a live SQLite file (no -wal beside it).
+
+    Raises DatabaseBusy when the file stays locked, BackupError when it cannot be read.
+    """
+    wait_s = _BUSY_TIMEOUT_S if wait_s is None else wait_s
     try:
-        src = sqlite3.connect(
-            f"{source.resolve().as_uri()}?mode=rw", uri=True, timeout=_BUSY_TIMEOUT_S
-        )
+        src = sqlite3.connect(f"{source.resolve().as_uri()}?mode=rw", uri=True, timeout=wait_s)
         try:
             out = sqlite3.connect(dest)
             try:
-                src.backup(out)  # pages=-1: one step, one read transaction, one snapshot
+                # pages=-1: one step, one read transaction, one snapshot
+                src.backup(out, progress=_bounded(source, wait_s))
                 out.execute("PRAGMA journal_mode = DELETE")
                 intact = _integrity_ok(out)
             finally:
                 out.close()
         finally:
             src.close()
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise DatabaseBusy(f"{source}: the database is busy: {exc}") from None
+        raise BackupError(f"{source}: cannot read the database: {exc}") from None
     except sqlite3.Error as exc:
         raise BackupError(f"{source}: cannot read the database: {exc}") from None
     if not intact:
@@ -500,6 +535,20 @@ def restore(config: config_mod.Config, src_file: str | os.PathLike[str]) -> Rest
     src = Path(src_file)
     target = _sqlite_file(config)
     target.parent.mkdir(parents=True, exist_ok=True)
+    # Never under a running hotspotd: it would go on from its old memory and write onto the
+    # restored data. Holding its lock also keeps it from starting half-way.
+    try:
+        daemon_lock = hold_instance_lock(config.daemon.lock_file)
+    except AlreadyRunning:
+        raise BackupError(
+            "hotspotd is running: stop it first (systemctl stop hotspotd), restore, then "
+            "start it again"
+        ) from None
+    with daemon_lock:
+        return _restore(config, src, target)
+
+
+def _restore(config: config_mod.Config, src: Path, target: Path) -> RestoreReport:
     with tempfile.TemporaryDirectory(prefix=".hotspot-restore-", dir=target.parent) as work_dir:
         work = Path(work_dir)
         unpacked = _unpack(src, work)
@@ -524,11 +573,21 @@ def restore(config: config_mod.Config, src_file: str | os.PathLike[str]) -> Rest
                 with _temp_path(target.parent, f".{before.name}.", mode=0o660) as partial:
                     _snapshot(target, partial)
                     os.replace(partial, before)
+            except DatabaseBusy as exc:
+                raise BackupError(f"{exc}; nothing was restored") from None
             except BackupError:
                 # The live file is damaged (a worn SD card): the very case restore is for.
-                # Move it aside whole and put the restored file in its place.
-                os.replace(target, before)
-                report.done.append(f"the previous database is damaged; moved it to {before}")
+                # Move it aside whole, with its journal files, so whatever they still hold
+                # (a sale only in the WAL) is kept, and put the restored file in its place.
+                for suffix in ("", "-wal", "-shm", "-journal"):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.replace(
+                            target.with_name(target.name + suffix),
+                            before.with_name(before.name + suffix),
+                        )
+                report.done.append(
+                    f"the previous database is damaged; moved it (and its journal) to {before}"
+                )
             else:
                 report.done.append(f"kept the previous database as {before}")
                 _copy_into_live(unpacked.database, target)
@@ -576,7 +635,9 @@ def _copy_into_live(restored: Path, live: Path) -> None:
                 # A WAL database only accepts a copy with its own page size.
                 src.execute(f"PRAGMA page_size = {int(want)}")
                 src.execute("VACUUM")
-            src.backup(dst)
+            src.backup(dst, progress=_bounded(live, _BUSY_TIMEOUT_S))
+    except DatabaseBusy as exc:
+        raise BackupError(f"{exc}; nothing was restored") from None
     except sqlite3.Error as exc:
         raise BackupError(f"{live}: could not write the restored data: {exc}") from None
 

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import logging
-import os
 import signal
 import sys
 import threading
@@ -26,8 +24,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from ipaddress import IPv4Address
-from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session as DB
@@ -49,6 +46,7 @@ from hotspotd.errors import (
     VoucherRejected,
     VoucherTypo,
 )
+from hotspotd.instance import hold_instance_lock
 
 log = logging.getLogger("hotspotd")
 T = TypeVar("T")
@@ -740,37 +738,6 @@ def _backup_job(daemon: Hotspotd) -> Callable[[], object] | None:
         return rotate(daemon.cfg, daemon.clock.now())
 
     return run
-
-
-class AlreadyRunning(HotspotError):
-    pass
-
-
-def hold_instance_lock(path: Path) -> IO[str]:
-    """Take the daemon's lock file (flock, released by the kernel when the process ends).
-
-    Returns the open file, which must stay open; raises AlreadyRunning, naming the other
-    process, when another hotspotd holds it.
-    """
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        f = open(path, "a+")
-    except OSError as exc:
-        raise AdapterError(f"cannot open the lock file {path}: {exc.strerror}") from None
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        f.seek(0)
-        other = f.read().strip() or "unknown"
-        f.close()
-        raise AlreadyRunning(
-            f"another hotspotd is running (pid {other}, lock {path}); stop it first"
-        ) from None
-    f.seek(0)
-    f.truncate()
-    f.write(f"{os.getpid()}\n")
-    f.flush()
-    return f
 
 
 IP_FORWARD = "/proc/sys/net/ipv4/ip_forward"

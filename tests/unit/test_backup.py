@@ -9,6 +9,7 @@ import os
 import sqlite3
 import stat
 import tarfile
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -50,7 +51,10 @@ def state_dir(tmp_path: Path) -> Path:
 def config_path(config_file: Path, state_dir: Path) -> Path:
     """The shared config file, with its state directory (media) inside the test's folder."""
     with config_file.open("a") as f:
-        f.write(f'\n[daemon]\nstate_dir = "{state_dir}"\n')
+        f.write(
+            f'\n[daemon]\nstate_dir = "{state_dir}"\n'
+            f'control_socket = "{state_dir.parent / "run" / "control.sock"}"\n'
+        )
     return config_file
 
 
@@ -97,7 +101,7 @@ def _fresh_config(tmp_path: Path, name: str = "new") -> Path:
     path.parent.mkdir(parents=True)
     path.write_text(
         f'[village]\nname = "Router Baru"\n\n[database]\nurl = "sqlite:///{state / "hotspot.db"}"'
-        f'\n\n[daemon]\nstate_dir = "{state}"\n'
+        f'\n\n[daemon]\nstate_dir = "{state}"\ncontrol_socket = "{state.parent / "run" / "s"}"\n'
     )
     return path
 
@@ -228,13 +232,18 @@ def test_restore_replaces_a_damaged_live_database(
     good = _dump(live)
     garbage = b"SQLite format 3\x00" + os.urandom(8192)
     live.write_bytes(garbage)
-    (state_dir / "hotspot.db-wal").write_bytes(os.urandom(4096))  # a stale journal beside it
+    journal = os.urandom(4096)
+    (state_dir / "hotspot.db-wal").write_bytes(journal)  # its journal beside it
 
     result = ok(hctl("restore", str(archive), "--yes"))
     assert "damaged" in result.stdout
     assert _dump(live) == good
     assert (state_dir / f"hotspot.db{bk.BEFORE_RESTORE}").read_bytes() == garbage
-    assert not (state_dir / "hotspot.db-wal").exists()  # the stale journal went too
+    # the journal went aside with its file (it may hold the last sales), not onto ours
+    assert (state_dir / f"hotspot.db{bk.BEFORE_RESTORE}-wal").read_bytes() == journal
+    assert not (state_dir / "hotspot.db-wal").exists() or (
+        (state_dir / "hotspot.db-wal").read_bytes() != journal
+    )
     assert stat.S_IMODE(live.stat().st_mode) == 0o660
 
 
@@ -462,3 +471,77 @@ def test_nightly_keeps_the_newest_seven(
     kept = sorted(p.name for p in folder.iterdir())
     assert kept == sorted([*(p.name for p in written[2:] if p), "operator-copy.tar.gz"])
     assert bk.read_manifest(written[-1]).created_at == NOW + timedelta(days=8)  # type: ignore[arg-type]
+
+
+def test_restore_refuses_while_hotspotd_runs(
+    tmp_path: Path, hctl: Ctl, village: list[str], state_dir: Path, config_path: Path
+) -> None:
+    from hotspotd.instance import hold_instance_lock
+
+    archive = tmp_path / "a.tar.gz"
+    ok(hctl("backup", str(archive)))
+    live = state_dir / "hotspot.db"
+    before = _dump(live)
+    running = hold_instance_lock(_config(config_path).daemon.lock_file)  # hotspotd is up
+    try:
+        one_line_error(hctl("restore", str(archive), "--yes"), contains="hotspotd is running")
+    finally:
+        running.close()
+    assert _dump(live) == before
+    assert not (state_dir / f"hotspot.db{bk.BEFORE_RESTORE}").exists()
+
+
+def test_a_busy_database_is_waited_on_for_seconds_not_for_ever_and_loses_nothing(
+    tmp_path: Path,
+    hctl: Ctl,
+    village: list[str],
+    state_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Python's backup retries "busy" for ever; and a restore that took a failure for damage
+    dropped the live WAL, with every sale that was only in it."""
+    archive = tmp_path / "a.tar.gz"
+    ok(hctl("backup", str(archive)))
+    live = state_dir / "hotspot.db"
+    # a sale committed after the backup, still only in the WAL
+    writer = sqlite3.connect(live)
+    writer.execute("PRAGMA wal_autocheckpoint = 0")
+    writer.execute(
+        "INSERT INTO audit_event (at, actor, action, subject, detail) "
+        "VALUES ('2026-11-23 03:00:00', 'resident', 'voucher.redeem', 'SALE-IN-WAL', '')"
+    )
+    writer.commit()
+    writer.close()
+    assert (state_dir / "hotspot.db-wal").stat().st_size > 0
+    monkeypatch.setattr(bk, "_BUSY_TIMEOUT_S", 0.5)
+    holder = sqlite3.connect(live)  # another program in the middle of a long write
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        started = time.monotonic()
+        one_line_error(hctl("restore", str(archive), "--yes"), contains="busy")
+        assert time.monotonic() - started < 30
+    finally:
+        holder.rollback()
+        holder.close()
+    check = sqlite3.connect(live)
+    try:
+        subjects = [r[0] for r in check.execute("SELECT subject FROM audit_event")]
+    finally:
+        check.close()
+    assert "SALE-IN-WAL" in subjects  # the live database is as it was
+
+
+def test_a_snapshot_of_a_locked_database_gives_up_after_its_wait(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE t (x)")
+    conn.commit()
+    conn.execute("BEGIN EXCLUSIVE")  # a rollback-journal database: readers wait too
+    try:
+        started = time.monotonic()
+        with pytest.raises(bk.DatabaseBusy, match="busy"):
+            bk._snapshot(path, tmp_path / "copy.db", wait_s=0.3)
+        assert time.monotonic() - started < 10
+    finally:
+        conn.rollback()
+        conn.close()

@@ -369,7 +369,8 @@ def test_a_failing_counter_read_still_ends_sessions_out_of_time(
 def test_a_second_hotspotd_refuses_to_start(
     cfg: config.Config, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from hotspotd.daemon import AlreadyRunning, hold_instance_lock, main
+    from hotspotd.daemon import main
+    from hotspotd.instance import AlreadyRunning, hold_instance_lock
 
     held = hold_instance_lock(cfg.daemon.lock_file)
     try:
