@@ -93,6 +93,9 @@ class FreeAllowanceConfig:
 @dataclass(frozen=True)
 class DaemonConfig:
     poll_interval_s: int = 10
+    # A session whose phone shows no traffic this long is asked by ARP whether it is still
+    # there; twice no answer ends it ("left"), so a MAC+IP clone cannot ride it. None: never.
+    away_after_s: int | None = 120
     control_socket: Path = Path("/run/hotspotd/control.sock")
     state_dir: Path = Path("/var/lib/hotspot")
 
@@ -308,6 +311,7 @@ def parse(data: Mapping[str, Any], source: str) -> Config:
         raise t.fail("poll_interval", "at most 5m: a power cut loses up to one interval of usage")
     daemon = DaemonConfig(
         poll_interval_s=poll,
+        away_after_s=t.optional("away_after", units.parse_duration, d_d.away_after_s, "a duration"),
         control_socket=Path(t.get("control_socket", str, str(d_d.control_socket))),
         state_dir=Path(t.get("state_dir", str, str(d_d.state_dir))),
     )

@@ -70,6 +70,7 @@ class Throughput:
 
 
 MacOf = Callable[[IPv4Address], "str | None"]
+Presence = Callable[[IPv4Address, str], bool]  # does this MAC still answer for this address?
 
 
 class Hotspotd:
@@ -81,6 +82,7 @@ class Hotspotd:
         shaper: Shaper,
         mac_of: MacOf,
         clock: OsClock | None = None,
+        present: Presence | None = None,
     ) -> None:
         self.cfg = cfg
         self.engine = engine
@@ -100,6 +102,8 @@ class Hotspotd:
         self.charged_to: float | None = None  # monotonic time the online seconds are charged to
         self.on_clock_jump: Callable[[], None] | None = None  # serve() reschedules the jobs
         self.counter_failures = 0
+        self.present = present
+        self.away_misses: dict[int, int] = {}  # session id -> presence checks unanswered
         self.throughput: dict[int, Throughput] = {}
         # MAC -> (DHCP hostname, vendor), waiting to be written. Devices online now have a
         # place each; any other MAC shares a bounded few, the oldest dropped first, so a flood
@@ -238,6 +242,56 @@ class Hotspotd:
         finally:
             self.enforce()
         self.write_names()
+
+    def check_presence(self) -> list[int]:
+        """Ask the phones quiet for `away_after` whether they are still there.
+
+        A session whose phone misses two checks in a row ends ("left"): a phone that went
+        away without logging out leaves no open session that a laptop cloning its MAC and
+        address could ride. The ARP probes (up to half a second each, a bounded few per run)
+        go out without the daemon's lock held; only the ending takes it.
+        """
+        away = self.cfg.daemon.away_after_s
+        if away is None or self.present is None:
+            return []
+        with self.lock, self.transaction() as tx:
+            now = self.clock.now()
+            quiet = [
+                (s.id, IPv4Address(s.ip), s.mac, s.last_activity_at)
+                for s in sessions.open_sessions(tx)
+                if (now - s.last_activity_at).total_seconds() >= away
+            ]
+        quiet_ids = {q[0] for q in quiet}
+        self.away_misses = {k: v for k, v in self.away_misses.items() if k in quiet_ids}
+        gone: dict[int, datetime] = {}
+        for session_id, ip, mac, last in quiet[:MAX_PRESENCE_PROBES]:
+            try:
+                here = self.present(ip, mac)
+            except AdapterError as exc:
+                log.warning("presence check of %s failed: %s", ip, exc)
+                continue
+            if here:
+                self.away_misses.pop(session_id, None)
+                continue
+            self.away_misses[session_id] = self.away_misses.get(session_id, 0) + 1
+            if self.away_misses[session_id] >= AWAY_MISSES:
+                gone[session_id] = last
+        if not gone:
+            return []
+        ended = []
+        with self.lock:
+            with self.transaction() as tx:
+                for session_id, last in gone.items():
+                    s = tx.get(Session, session_id)
+                    # not if it came back meanwhile (traffic moved its last activity)
+                    if s is not None and s.ended_at is None and s.last_activity_at == last:
+                        sessions.end(tx, s, self.clock.now(), sessions.EndCause.LEFT)
+                        log.info("session %s (%s %s) ended: the phone left", s.id, s.ip, s.mac)
+                        ended.append(session_id)
+                    self.away_misses.pop(session_id, None)
+            if ended:
+                self.reconcile()
+        return ended
 
     def rollup(self) -> tuple[int, int, int]:
         with self.lock, self.transaction() as tx:
@@ -544,6 +598,8 @@ def _throttled(wait: int) -> ControlError:
 
 
 MAX_PENDING_NAMES = 2048  # DHCP names waiting for their device to log in
+MAX_PRESENCE_PROBES = 16  # ARP probes per presence check (30 s apart)
+AWAY_MISSES = 2  # unanswered checks in a row before a session ends as "left"
 
 
 class UnknownOp(ClientError):
@@ -647,6 +703,7 @@ def interval_jobs(daemon: Hotspotd) -> list[tuple[str, Callable[[], None], float
     return [
         ("poll", _guarded("poll", daemon.tick), float(daemon.cfg.daemon.poll_interval_s)),
         ("reconcile", _guarded("reconcile", daemon.reconcile), 60.0),
+        ("presence", _guarded("presence", daemon.check_presence), 30.0),
     ]
 
 
@@ -786,6 +843,12 @@ def build_adapters(cfg: config_mod.Config) -> tuple[Firewall, Shaper, MacOf]:
     return firewall, shaper, _mac_lookup(cfg)
 
 
+def _presence(cfg: config_mod.Config) -> Presence:
+    from hotspotd.net import neighbours
+
+    return neighbours.NeighbourTable(cfg.network.lan_interface).present
+
+
 def _mac_lookup(cfg: config_mod.Config) -> MacOf:
     from hotspotd.net import neighbours
 
@@ -835,7 +898,7 @@ def main(argv: list[str] | None = None) -> int:
             log.info("removed the hotspot table and shaping; every device is cut off")
             return 0
         engine = db.make_engine(cfg.database.url)
-        daemon = Hotspotd(cfg, engine, firewall, shaper, mac_of)
+        daemon = Hotspotd(cfg, engine, firewall, shaper, mac_of, present=_presence(cfg))
         daemon.start()
     except HotspotError as exc:
         print(f"hotspotd: {exc}", file=sys.stderr)

@@ -56,6 +56,7 @@ class EndCause:
     LEASE = "lease"  # its address went to another device
     FREE_OFF = "free_off"  # the operator switched the free allowance off
     DAY_END = "day_end"  # a free session at midnight: it goes on as the new day's session
+    LEFT = "left"  # its phone no longer answers on the LAN: it went away without logging out
 
 
 @dataclass(frozen=True)

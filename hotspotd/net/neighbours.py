@@ -44,6 +44,18 @@ class NeighbourTable:
         answers = self.probe(ip)
         return answers[0] if answers else None
 
+    def present(self, ip: IPv4Address, mac: str) -> bool:
+        """Whether the device with this MAC still answers for this address.
+
+        A confirmed entry for the same MAC says yes without a packet; otherwise one ARP
+        request (phones answer ARP even with the screen off: the Wi-Fi chip does it).
+        """
+        mac = normalize_mac(mac)
+        entry = self.lookup(ip)
+        if entry is not None and entry[1] & TRUSTED_STATES and entry[0] == mac:
+            return True
+        return mac in self.probe(ip)
+
     def lookup(self, ip: IPv4Address) -> tuple[str, int] | None:
         """(MAC, NUD state) from the kernel's table, or None when it has no address for ip."""
         with IPRoute() as ipr:

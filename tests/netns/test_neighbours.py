@@ -53,3 +53,20 @@ def test_probe_sees_two_hosts_claiming_one_address(lab: Lab) -> None:
     finally:
         lab.exec("rogue", "ip", "addr", "flush", "dev", "eth0")
         lab.exec("r", "ip", "neigh", "flush", "dev", "lan0")
+
+
+def test_presence_is_the_same_mac_answering_and_a_phone_gone_is_not_present(lab: Lab) -> None:
+    ip = key_of(PHONE1).ip
+    with inside(lab.ns("r")):
+        table = NeighbourTable("lan0", probe_timeout=0.5)
+        assert table.present(ip, PHONE1.mac) is True
+        assert table.present(ip, "02:66:00:00:0f:0f") is False  # someone else's address
+    lab.exec("p1", "ip", "link", "set", "eth0", "down")  # the phone went home
+    try:
+        lab.exec("r", "ip", "neigh", "flush", "dev", "lan0")
+        with inside(lab.ns("r")):
+            assert NeighbourTable("lan0", probe_timeout=0.5).present(ip, PHONE1.mac) is False
+    finally:
+        lab.exec("p1", "ip", "link", "set", "eth0", "up")
+    with inside(lab.ns("r")):
+        assert NeighbourTable("lan0", probe_timeout=0.5).present(ip, PHONE1.mac) is True

@@ -238,7 +238,7 @@ def test_jobs_are_scheduled_at_their_intervals(rig: Rig) -> None:
     jobs = {job.id: job for job in scheduler.get_jobs()}
     assert {"rollup", "backup"} <= set(jobs)
     ticked = {name: every for name, _f, every in interval_jobs(rig.d)}
-    assert ticked == {"poll": rig.d.cfg.daemon.poll_interval_s, "reconcile": 60}
+    assert ticked == {"poll": rig.d.cfg.daemon.poll_interval_s, "reconcile": 60, "presence": 30}
     # a failing job is logged, not raised into the scheduler
     rig.fw.counters = lambda: (_ for _ in ()).throw(RuntimeError("netlink gone"))  # type: ignore[method-assign]
     dict((n, f) for n, f, _e in interval_jobs(rig.d))["poll"]()
@@ -434,3 +434,31 @@ def test_a_spoofed_address_cannot_log_out_top_up_or_read_another_phone(
         assert vouchers.find(db, codes_[1]).first_used_at is None  # and the card is unspent
     rig.macs[PHONE1.ip] = PHONE1.mac
     assert rig.call("logout", ip=str(PHONE1.ip)) == {"ip": str(PHONE1.ip), "logged_out": True}
+
+
+def test_a_phone_that_left_without_logging_out_is_logged_out(rig: Rig, codes_: list[str]) -> None:
+    """So a laptop that clones the phone's MAC and address cannot ride its session."""
+    here = {PHONE1.mac: True, PHONE2.mac: True}
+    asked: list[str] = []
+
+    def present(ip: IPv4Address, mac: str) -> bool:
+        asked.append(mac)
+        return here[mac]
+
+    rig.d.present = present
+    rig.call("login", ip=str(PHONE1.ip), code=codes_[0])
+    rig.call("login", ip=str(PHONE2.ip), code=codes_[1])
+    assert rig.d.check_presence() == [] and asked == []  # nobody quiet yet: nobody asked
+    for _ in range(13):  # two minutes and ten seconds; phone 2 keeps busy
+        rig.clock.advance(seconds=10)
+        rig.fw.add_traffic(PHONE2, up=10, down=10)
+        rig.d.tick()
+    assert rig.d.check_presence() == [] and asked == [PHONE1.mac]  # quiet, but there
+    here[PHONE1.mac] = False  # the phone went home
+    assert rig.d.check_presence() == []  # one miss is not yet gone (a phone may miss one)
+    assert rig.fw.state().authorized == {PHONE1, PHONE2}
+    ended = rig.d.check_presence()
+    assert len(ended) == 1 and rig.fw.state().authorized == {PHONE2}
+    with dbmod.make_sessionmaker(rig.d.engine)() as db:
+        s = db.get(Session, ended[0])
+        assert s is not None and s.end_reason == "left" and s.mac == PHONE1.mac
