@@ -512,6 +512,8 @@ def _report_check(
     if as_json:
         out: dict[str, Any] = _voucher_json(v, now) if v is not None else {}
         out.update(state=result.state.value, message=result.message)
+        if v is not None:
+            out["takeovers"] = [{"at": _iso(e.at), "detail": e.detail} for e in result.takeovers]
         _dump(out)
     else:
         shown = codes.display(v.code) if v is not None else typed
@@ -522,6 +524,12 @@ def _report_check(
                 f"plan {v.plan.name}; time left {units.format_duration(s.seconds_left)}"
                 f"; data left {units.format_size(s.data_left)}"
                 + (f"; valid until {_local(env, s.valid_until)}" if s.valid_until else "")
+            )
+        if result.takeovers:
+            last = result.takeovers[0]
+            click.echo(
+                f"taken over by another device {len(result.takeovers)} time(s); last "
+                f"{_local(env, last.at)}: {last.detail}"
             )
     if result.state not in (vouchers.CheckState.UNUSED, vouchers.CheckState.ACTIVE):
         sys.exit(1)

@@ -155,6 +155,17 @@ def login_voucher(db: DB, *, ip: IPv4Address, mac: str, code: str, now: datetime
         for old in on_voucher[: max(0, len(on_voucher) - limit + 1)]:
             end(db, old, now, EndCause.REPLACED)
             ended.append(old)
+            # For the operator: a card taken over by another device (a phone back with a new
+            # random MAC, or someone who read the code off the card or the air).
+            db.add(
+                AuditEvent(
+                    at=now,
+                    actor="resident",
+                    action="voucher.takeover",
+                    subject=voucher.code,
+                    detail=f"{old.mac} at {old.ip} replaced by {mac} at {ip_text}",
+                )
+            )
 
     return _begin(db, SessionKind.VOUCHER, voucher, device, ip_text, now, ended)
 

@@ -48,6 +48,7 @@ class CheckResult:
     message: str
     voucher: Voucher | None = None
     standing: accounting.Standing | None = None
+    takeovers: Sequence[AuditEvent] = ()  # other devices taking the card over, newest first
 
 
 def make_batch(
@@ -203,7 +204,12 @@ def check(db: Session, text: str, now: datetime) -> CheckResult:
         return CheckResult(CheckState.UNKNOWN, "no voucher has that code")
     standing = standing_of(voucher, now)
     state = CheckState(state_now(voucher, now).value)
-    return CheckResult(state, _MESSAGES[state], voucher, standing)
+    takeovers = db.scalars(
+        select(AuditEvent)
+        .where(AuditEvent.action == "voucher.takeover", AuditEvent.subject == voucher.code)
+        .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+    ).all()
+    return CheckResult(state, _MESSAGES[state], voucher, standing, takeovers)
 
 
 def revoke(db: Session, text: str, *, actor: str, now: datetime) -> Voucher:

@@ -462,3 +462,21 @@ def test_a_phone_that_left_without_logging_out_is_logged_out(rig: Rig, codes_: l
     with dbmod.make_sessionmaker(rig.d.engine)() as db:
         s = db.get(Session, ended[0])
         assert s is not None and s.end_reason == "left" and s.mac == PHONE1.mac
+
+
+def test_the_operator_sees_when_a_card_was_taken_over_by_another_device(
+    rig: Rig, codes_: list[str], config_file: Path, cfg: config.Config
+) -> None:
+    from tests.conftest import Ctl
+
+    rig.call("login", ip=str(PHONE1.ip), code=codes_[0])
+    rig.clock.advance(minutes=5)
+    rig.call("login", ip=str(PHONE2.ip), code=codes_[0])  # one device allowed: 2 takes over
+    ctl = Ctl(config_file, rig.clock)
+    out = ctl("voucher", "check", codes_[0])
+    assert out.exit_code == 0, out.output
+    assert "taken over by another device 1 time(s); last 2026-11-23 10:05 WIB" in out.output
+    assert f"{PHONE1.mac} at {PHONE1.ip} replaced by {PHONE2.mac} at {PHONE2.ip}" in out.output
+    got = json.loads(ctl("voucher", "check", codes_[0], "--json").output)
+    assert len(got["takeovers"]) == 1
+    assert json.loads(ctl("voucher", "check", codes_[1], "--json").output)["takeovers"] == []
