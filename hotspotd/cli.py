@@ -287,13 +287,17 @@ def plan() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 @pass_env
 def plan_add(env: Env, name: str, price: Any, as_json: bool, **terms: Any) -> None:
-    """Add a plan. A limit left out means no limit.
+    """Add a plan. A limit left out means no limit, but for --idle: 15m unless "none".
 
     Example: hotspotctl plan add Harian --price 5000 --validity 1d --time 3h --data 1GB
     --down 2M --up 1M --devices 1 --idle 15m
     """
     if price is NONE:
         raise InvalidInput("a plan needs a price (0 for free)")
+    if terms.get("idle_s") is None:
+        # An abandoned session should not stay open for a MAC+IP clone to ride, nor eat the
+        # card's online time: plans end idle sessions unless the operator says otherwise.
+        terms["idle_s"] = plans.DEFAULT_IDLE_S
     clean = {k: (None if v is NONE else v) for k, v in terms.items()}
     with env.transaction() as session:
         created = plans.add(session, name, plans.PlanTerms(price_rp=price, **clean), env.now())

@@ -15,6 +15,9 @@ from hotspotd.errors import Conflict, InvalidInput, NotFound
 MAX_PRICE_RP = 100_000_000
 
 
+DEFAULT_IDLE_S = 15 * 60  # what `plan add` (and the operator UI) sets when no idle is given
+
+
 @dataclass(frozen=True)
 class PlanTerms:
     """A plan's terms; every limit may be None (no limit)."""

@@ -91,15 +91,15 @@ def test_plan_add_with_the_documented_example(ready: Ctl) -> None:
     assert "Harian" in table and "Rp 5.000" in table and "2M/1M" in table and "15m" in table
 
 
-def test_plan_left_out_limits_mean_none(ready: Ctl) -> None:
+def test_plan_left_out_limits_mean_none_but_idle_is_15_minutes(ready: Ctl) -> None:
     ok(ready("plan", "add", "Bebas", "--price", "Rp 10.000"))
-    bebas = next(
-        p for p in json.loads(ready("plan", "list", "--json").output) if p["name"] == "Bebas"
-    )
+    ok(ready("plan", "add", "Kantor", "--price", "0", "--idle", "none"))
+    listed = {p["name"]: p for p in json.loads(ready("plan", "list", "--json").output)}
+    bebas = listed["Bebas"]
     assert bebas["price_rp"] == 10000
-    assert all(
-        bebas[k] is None for k in ("validity_s", "time_s", "data_bytes", "down_bps", "idle_s")
-    )
+    assert all(bebas[k] is None for k in ("validity_s", "time_s", "data_bytes", "down_bps"))
+    assert bebas["idle_s"] == 15 * 60  # an abandoned session does not stay open
+    assert listed["Kantor"]["idle_s"] is None  # unless the operator says so
 
 
 def test_plan_edit_and_retire(ready: Ctl) -> None:
