@@ -353,3 +353,17 @@ def test_hostapd_example_isolates_residents_and_locks_the_operator_network() -> 
     assert op["wpa_passphrase"] == "ganti-kata-sandi-operator"  # what scripts/install replaces
     # hostapd reads a comment after a value as part of the value.
     assert all("#" not in value for value in [*res.values(), *op.values()])
+
+
+def test_hostapd_example_offers_wifi_enhanced_open_in_transition_mode() -> None:
+    """Uncommented as its own text says, the OWE network pairs with the open one both ways."""
+    text = (REPO / "config/hostapd.conf.example").read_text()
+    block = text.split("# ---- Wi-Fi Enhanced Open", 1)[1].split("# ---- the operator's", 1)[0]
+    lines = [ln[1:] for ln in block.splitlines() if ln.startswith("#") and ln[1:2].isalpha()]
+    pairing = _settings("\n".join(ln for ln in lines[:2]))
+    owe = _settings("\n".join(lines[2:]))
+    assert pairing == {"bridge": "br-lan", "owe_transition_ifname": "wlan0_owe"}
+    assert owe["bss"] == "wlan0_owe" and owe["owe_transition_ifname"] == "wlan0"
+    assert owe["wpa_key_mgmt"] == "OWE" and owe["ieee80211w"] == "2"  # OWE requires PMF
+    assert owe["ignore_broadcast_ssid"] == "1" and owe["ap_isolate"] == "1"
+    assert owe["bridge"] == pairing["bridge"]
