@@ -101,9 +101,11 @@ class Hotspotd:
         self.started_at: datetime | None = None
         self.charged_to: float | None = None  # monotonic time the online seconds are charged to
         self.on_clock_jump: Callable[[], None] | None = None  # serve() reschedules the jobs
-        self.counter_failures = 0
+        self.counter_failures = 0  # counter reads that failed since start
+        self.counters_failing = False
         self.present = present
         self.away_misses: dict[int, int] = {}  # session id -> presence checks unanswered
+        self.away_asked: dict[int, float] = {}  # session id -> when last asked (monotonic)
         self.throughput: dict[int, Throughput] = {}
         # MAC -> (DHCP hostname, vendor), waiting to be written. Devices online now have a
         # place each; any other MAC shares a bounded few, the oldest dropped first, so a flood
@@ -179,10 +181,14 @@ class Hotspotd:
         with self.lock:
             try:
                 counters = self.firewall.counters()
+                if self.counters_failing:
+                    log.info("the kernel's counters read again")
+                    self.counters_failing = False
             except Exception:
                 # Time still passes and limits still hold: charge the seconds on the counters
                 # last read (no new bytes), and let enforcement run all the same.
                 self.counter_failures += 1
+                self.counters_failing = True
                 if self.counter_failures == 1:
                     log.exception("reading the kernel's counters failed; charging time only")
                 elif self.counter_failures % 60 == 0:  # every ten minutes at the default poll
@@ -194,9 +200,6 @@ class Hotspotd:
                 self.charged_to = mono
             elapsed_s = max(0, int(mono - self.charged_to))
             self.charged_to += elapsed_s  # the fraction left over counts at the next poll
-            if self.counter_failures and counters:
-                log.info("the kernel's counters read again after %d failures",
-                         self.counter_failures)  # fmt: skip
             with self.transaction() as tx:
                 correction = self.clock.observe(tx)
                 now = self.clock.now()
@@ -263,8 +266,11 @@ class Hotspotd:
             ]
         quiet_ids = {q[0] for q in quiet}
         self.away_misses = {k: v for k, v in self.away_misses.items() if k in quiet_ids}
+        self.away_asked = {k: v for k, v in self.away_asked.items() if k in quiet_ids}
+        quiet.sort(key=lambda q: self.away_asked.get(q[0], -1.0))  # the longest unasked first
         gone: dict[int, datetime] = {}
         for session_id, ip, mac, last in quiet[:MAX_PRESENCE_PROBES]:
+            self.away_asked[session_id] = self.clock.monotonic()
             try:
                 here = self.present(ip, mac)
             except AdapterError as exc:
