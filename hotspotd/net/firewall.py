@@ -15,17 +15,24 @@ between a deauthorize and an entry's deletion, nor re-create an entry afterwards
 - `lan_nat`: an unauthorized device's tcp/80 goes to the portal (DNAT).
 - `lan_out` (forwarded, from the LAN): IPv6 is refused first (no way around the portal; the
   hotspot does not route IPv6); then authorized (IP and MAC together), trusted MACs, the portal
-  and the walled garden pass; the rest is refused at once: tcp reset, else icmp
-  admin-prohibited, so phones notice fast.
+  and the walled garden pass; the rest is refused.
 - `lan_in` (forwarded, towards the LAN): authorized addresses, replies from the garden and to
   connections of trusted MACs (ct mark) pass; other established tcp gets a reset so the far end
   stops too; the rest is dropped.
-- `lan_local` (input, from the LAN to the router itself): DNS from devices not logged in is
-  limited to `DNS_RATE` per address (no DNS tunnel for free internet); phones reach only
-  DHCP, DNS, the portal's ports and ICMP; SSH and anything else the router runs answer only
-  trusted MACs (the operator's own laptop), whether the phone is logged in or not.
+- `lan_local` (input, from the LAN to the router itself): over IPv6 only neighbour discovery
+  and DHCPv6 (logging in is for IPv4, so over IPv6 the router cannot tell who is logged in).
+  DNS from devices not logged in is limited to `DNS_RATE` per MAC (however many addresses a
+  device gives itself) and to `DNS_RATE_ALL` for all of them together, so no DNS tunnel is
+  free internet; the per-MAC meter is a bounded set, and a MAC it has no room for gets no DNS
+  (fails closed). Phones reach only DHCP, DNS, the portal's ports and ICMP; SSH and anything
+  else the router runs answer only trusted MACs (the operator's own laptop), whether the phone
+  is logged in or not.
+- `refuse`: refused at once, tcp reset, else icmp admin-prohibited, so phones notice fast.
 - `postrouting_nat`: with `masquerade_interface`, what the LAN sends out through the uplink
   leaves with the router's address there (the ISP's modem has no route back to lan_prefix).
+
+setup() also replaces the sets an earlier version made in another shape (nft changes neither
+a set's type nor its flags in place), in the same transaction as the new rules.
 
 Two counter sets, `auth_up` (`ipv4_addr . ether_addr`) and `auth_down` (`ipv4_addr`), are only
 looked up in the forward chains, so each forwarded byte is counted once; a third plain set
@@ -44,6 +51,7 @@ import struct
 import subprocess
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from ipaddress import IPv4Address
 from typing import Protocol
 
@@ -159,8 +167,32 @@ def default_runner() -> NftRunner:
         return NftCommand()
 
 
-# DNS queries a device that is not logged in may send the router, per address.
-DNS_RATE = "20/second burst 100 packets"
+@dataclass(frozen=True)
+class RateLimit:
+    """Packets a second after a burst, checked here so the nft text holds only integers."""
+
+    per_second: int
+    burst: int
+
+    def __post_init__(self) -> None:
+        for name in ("per_second", "burst"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= 10**6:
+                raise ValueError(f"rate limit {name} out of range: {value!r}")
+
+    def nft(self) -> str:
+        return f"{self.per_second}/second burst {self.burst} packets"
+
+
+# DNS a device that is not logged in may send the router, per device (its MAC: a phone can
+# give itself many addresses but has one MAC on the air, and a cloned MAC shares the bucket).
+DNS_RATE = RateLimit(20, 100)
+# ... and all such devices together: one device cycling through made-up MACs gets no more than
+# this, so a DNS tunnel stays a trickle however it is spread. A village's phones joining at
+# once send far less: a phone's burst at connect is some 20-50 queries.
+DNS_RATE_ALL = RateLimit(200, 1000)
+# How many devices not logged in the per-device meter remembers at once (each for a minute).
+DNS_METER_SIZE = 65536
 
 
 class NftFirewall:
@@ -177,6 +209,9 @@ class NftFirewall:
         masquerade_interface: str | None = None,
         local_tcp_ports: Iterable[int] = (),
         trusted_ct_mark: int = 0x00400000,
+        dns_rate: RateLimit = DNS_RATE,
+        dns_rate_all: RateLimit = DNS_RATE_ALL,
+        dns_meter_size: int = DNS_METER_SIZE,
         runner_factory: Callable[[], NftRunner] = default_runner,
     ) -> None:
         if not _IFNAME.match(lan_interface):
@@ -203,6 +238,13 @@ class NftFirewall:
             raise ValueError(f"local_tcp_ports out of range: {sorted(ports)}")
         self._local_tcp = sorted(ports)
         self._mark = trusted_ct_mark
+        if not isinstance(dns_rate, RateLimit) or not isinstance(dns_rate_all, RateLimit):
+            raise ValueError("dns_rate and dns_rate_all must be RateLimit values")
+        if not 0 < int(dns_meter_size) <= 2**20:
+            raise ValueError(f"dns_meter_size out of range: {dns_meter_size}")
+        self._dns_rate = dns_rate
+        self._dns_rate_all = dns_rate_all
+        self._dns_meter_size = int(dns_meter_size)
         self._runner_factory = runner_factory
         self._runner: NftRunner | None = None
         self._reader: NftRunner | None = None  # second context: read both counter sets at once
@@ -215,7 +257,30 @@ class NftFirewall:
 
     def setup(self) -> None:
         """Create or update our table in one transaction; set elements survive (restart-safe)."""
-        self._run(self.ruleset())
+        self._run(self._earlier_shapes() + self.ruleset())
+
+    def _earlier_shapes(self) -> str:
+        """What removes the sets an earlier version made in another shape, before ruleset().
+
+        nft refuses to change a set's type or flags in place ("File exists"), and a set cannot
+        go while rules refer to it; so the chains are flushed first, in the same transaction
+        as the new ruleset: nothing is ever open in between.
+        """
+        t = f"inet {self._table}"
+        stale = []
+        try:
+            self._run(f"list set {t} dns_rate\n")  # per address (until 2025-06): now dns_meter
+            stale.append("dns_rate")
+        except AdapterError:
+            pass  # no such set, or no table yet
+        if not stale:
+            return ""
+        lines = [f"add table {t}"]
+        for name, hook in self._chains().items():
+            lines.append(f"add chain {t} {name} {{ {hook} }}" if hook else f"add chain {t} {name}")
+            lines.append(f"flush chain {t} {name}")
+        lines.extend(f"delete set {t} {name}" for name in stale)
+        return "\n".join(lines) + "\n"
 
     def teardown(self) -> None:
         # "add" first makes the delete succeed whether or not the table exists.
@@ -378,14 +443,10 @@ class NftFirewall:
             macs_of.setdefault(key.ip, set()).add(key.mac)
         self._macs_of = macs_of
 
-    def ruleset(self) -> str:
-        """The nft script setup() runs. Loaded at boot (e.g. from /etc/nftables.conf) it closes
-        the door before hotspotd starts: with no table at all, the router forwards everyone."""
-        t = f"inet {self._table}"
-        lan = f'"{self._lan}"'
-        portal = f"{self._portal_ip}:{self._portal_port}"
-        mark = f"0x{self._mark:08x}"
-        chains = {
+    @staticmethod
+    def _chains() -> dict[str, str]:
+        """Our chains and, for base chains, their hooks."""
+        return {
             "prerouting_raw": "type filter hook prerouting priority raw; policy accept;",
             "prerouting_nat": "type nat hook prerouting priority dstnat; policy accept;",
             "forward": "type filter hook forward priority filter; policy accept;",
@@ -395,7 +456,17 @@ class NftFirewall:
             "lan_nat": "",
             "lan_out": "",
             "lan_in": "",
+            "refuse": "",
         }
+
+    def ruleset(self) -> str:
+        """The nft script setup() runs. Loaded at boot (e.g. from /etc/nftables.conf) it closes
+        the door before hotspotd starts: with no table at all, the router forwards everyone."""
+        t = f"inet {self._table}"
+        lan = f'"{self._lan}"'
+        portal = f"{self._portal_ip}:{self._portal_port}"
+        mark = f"0x{self._mark:08x}"
+        chains = self._chains()
         nat_dns: list[str] = []
         if self._dns_port is not None:
             nat_dns = [
@@ -404,23 +475,36 @@ class NftFirewall:
             ]
         dns_ports = ", ".join(str(p) for p in sorted({53, self._dns_port or 53}))
         tcp_ports = ", ".join(str(p) for p in sorted({*self._local_tcp, 53, self._dns_port or 53}))
+        dns_before_login = (
+            f"meta l4proto {{ udp, tcp }} th dport {{ {dns_ports} }} "
+            "ip saddr . ether saddr != @auth ether saddr != @trusted"
+        )
         rules = {
             "prerouting_raw": [f"iifname {lan} ether saddr @blocked drop"],
             "input": [f"iifname {lan} jump lan_local"],
             "lan_local": [
-                # Before login, DNS is slowed per address (before the established accept: a
-                # tunnel reusing one socket would be "established"). A phone's burst at connect
-                # fits; a DNS tunnel for free internet gets a few kB/s.
-                f"meta l4proto {{ udp, tcp }} th dport {{ {dns_ports} }} "
-                "ip saddr . ether saddr != @auth ether saddr != @trusted "
-                f"update @dns_rate {{ ip saddr limit rate over {DNS_RATE} }} drop",
+                # IPv6 to the router: neighbour discovery, router solicitations and DHCPv6 (where
+                # the operator switches IPv6 on for option 103), nothing else. Logging in is for
+                # IPv4, so over IPv6 the router cannot tell who is logged in: DNS over IPv6
+                # (to its link-local address, say) would be DNS without any limit.
+                "meta nfproto ipv6 meta l4proto ipv6-icmp accept",
+                "meta nfproto ipv6 udp dport 547 accept",
+                "meta nfproto ipv6 jump refuse",
+                # Before login, DNS is slowed per MAC, then for all devices not logged in
+                # together (before the established accept: a tunnel reusing one socket would be
+                # "established"). A phone's burst at connect fits; a DNS tunnel for free internet
+                # gets a few kB/s. The meter's set is bounded: once full, a MAC it cannot add
+                # gets no DNS at all (the update only fails, it would not drop by itself).
+                f"{dns_before_login} update @dns_meter "
+                f"{{ ether saddr limit rate over {self._dns_rate.nft()} }} drop",
+                f"{dns_before_login} ether saddr != @dns_meter drop",
+                f"{dns_before_login} limit rate over {self._dns_rate_all.nft()} drop",
                 "ct state established,related accept",
                 "ether saddr @trusted accept",  # the operator's own laptop: SSH and the rest
-                "meta l4proto { icmp, ipv6-icmp } accept",
+                "meta l4proto icmp accept",
                 f"udp dport {{ 67, {dns_ports} }} accept",
                 f"tcp dport {{ {tcp_ports} }} accept",
-                "meta l4proto tcp reject with tcp reset",
-                "reject with icmpx admin-prohibited",
+                "jump refuse",
             ],
             "prerouting_nat": [f"iifname {lan} jump lan_nat"],
             "forward": [f"iifname {lan} jump lan_out", f"oifname {lan} jump lan_in"],
@@ -441,15 +525,13 @@ class NftFirewall:
                 f"tcp dport 80 dnat ip to {portal}",
             ],
             "lan_out": [
-                "meta nfproto ipv6 meta l4proto tcp reject with tcp reset",
-                "meta nfproto ipv6 reject with icmpv6 admin-prohibited",
+                "meta nfproto ipv6 jump refuse",
                 "ip saddr . ether saddr @auth_up accept",
                 f"ether saddr @trusted ct mark set ct mark or {mark} accept",
                 f"ip daddr {self._portal_ip} accept",
                 "ip daddr @garden accept",
                 "ip daddr @garden_dns accept",
-                "meta l4proto tcp reject with tcp reset",
-                "reject with icmpx admin-prohibited",
+                "jump refuse",
             ],
             "lan_in": [
                 "ip daddr @auth_down accept",
@@ -459,6 +541,11 @@ class NftFirewall:
                 f"ct state established,related ip saddr {self._portal_ip} accept",
                 "ct state established meta l4proto tcp reject with tcp reset",
                 "drop",
+            ],
+            # Refused at once, so phones notice fast: a tcp reset, else icmp admin-prohibited.
+            "refuse": [
+                "meta l4proto tcp reject with tcp reset",
+                "reject with icmpx admin-prohibited",
             ],
         }
         lines = [
@@ -470,7 +557,8 @@ class NftFirewall:
             f"add set {t} blocked {{ type ether_addr; }}",
             f"add set {t} garden {{ type ipv4_addr; }}",
             f"add set {t} garden_dns {{ type ipv4_addr; }}",
-            f"add set {t} dns_rate {{ type ipv4_addr; size 65536; flags dynamic; timeout 1m; }}",
+            f"add set {t} dns_meter {{ type ether_addr; size {self._dns_meter_size}; "
+            "flags dynamic; timeout 1m; }",
         ]
         for name, hook in chains.items():
             lines.append(f"add chain {t} {name} {{ {hook} }}" if hook else f"add chain {t} {name}")

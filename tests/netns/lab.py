@@ -227,8 +227,9 @@ class Lab:
             else:
                 raise RuntimeError(f"iperf3 on port {port} did not start")
 
-    def serve(self, role: str, *args: str) -> None:
-        """Start an agent server in `role` and wait until it listens."""
+    def serve(self, role: str, *args: str) -> subprocess.Popen[str]:
+        """Start an agent server in `role` and wait until it listens; kill it when done with
+        it, or it listens until the lab goes."""
         proc = subprocess.Popen(
             ["ip", "netns", "exec", self.ns(role), sys.executable, AGENT, *args],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
@@ -238,6 +239,7 @@ class Lab:
         line = proc.stdout.readline()  # the agent prints "ready" once bound
         if line.strip() != "ready":
             raise RuntimeError(f"server {args} in {role} did not start")
+        return proc
 
     def destroy(self) -> None:
         for proc in self.procs:

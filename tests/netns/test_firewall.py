@@ -13,7 +13,7 @@ import pytest
 from hotspotd.core.ports import FirewallChange, Rate, ShaperChange
 from hotspotd.core.reconcile import Desired, reconcile
 from hotspotd.errors import AdapterError
-from hotspotd.net.firewall import NftCommand, NftFirewall
+from hotspotd.net.firewall import NftCommand, NftFirewall, RateLimit
 from tests.netns.conftest import PHONE1, PHONE2, Router, key_of
 from tests.netns.lab import (
     GARDEN_HOST,
@@ -228,6 +228,42 @@ def test_setup_touches_no_other_table_and_keeps_elements(router: Router) -> None
         lab.exec("r", "nft", "delete", "table", "inet", "other")
 
 
+EARLIER_TABLE = """
+add table inet hotspot
+add set inet hotspot auth { type ipv4_addr . ether_addr; }
+add set inet hotspot auth_up { type ipv4_addr . ether_addr; counter; }
+add set inet hotspot auth_down { type ipv4_addr; counter; }
+add set inet hotspot dns_rate { type ipv4_addr; size 65536; flags dynamic; timeout 1m; }
+add chain inet hotspot input { type filter hook input priority filter; policy accept; }
+add chain inet hotspot lan_local
+add rule inet hotspot input iifname "lan0" jump lan_local
+add rule inet hotspot lan_local udp dport 53 update @dns_rate { ip saddr limit rate over 20/second burst 100 packets } drop
+"""  # noqa: E501  (the shape hotspotd made before the DNS meter went per MAC)
+
+
+def test_setup_replaces_sets_an_earlier_version_made_in_another_shape(router: Router) -> None:
+    """A router upgraded in place: nft cannot change a set's type or flags ("File exists"),
+    so setup() removes the old sets in the same transaction, keeping what must be kept."""
+    lab = router.lab
+    router.firewall.teardown()
+    subprocess.run(
+        ["ip", "netns", "exec", lab.ns("r"), "nft", "-f", "-"],
+        input=EARLIER_TABLE
+        + f"add element inet hotspot auth {{ {PHONE1.ip} . {PHONE1.mac} }}\n"
+        + f"add element inet hotspot auth_up {{ {PHONE1.ip} . {PHONE1.mac} }}\n"
+        + f"add element inet hotspot auth_down {{ {PHONE1.ip} }}\n",
+        text=True,
+        check=True,
+        timeout=10,
+    )
+    router.firewall.setup()
+    listing = lab.exec("r", "nft", "list", "table", "inet", "hotspot").stdout
+    assert "dns_rate" not in listing and "set dns_meter" in listing
+    assert key_of(PHONE1) in router.firewall.state().authorized
+    assert http(lab, "p1")["body"] == "UPSTREAM"
+    router.firewall.setup()  # and once more, now from the current shape
+
+
 def test_nft_program_backend_behaves_the_same(router: Router) -> None:
     lab = router.lab
     cli = NftFirewall(
@@ -272,23 +308,38 @@ def test_unauthorized_dns_can_be_sent_to_a_restricted_resolver(router: Router) -
 
 DNS_BURST = """
 import socket, sys, time
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+target, per_source, sources = sys.argv[1], int(sys.argv[2]), sys.argv[3:] or [None]
+family, _, _, _, address = socket.getaddrinfo(target, 53, type=socket.SOCK_DGRAM)[0]
+socks = []
+for source in sources:
+    s = socket.socket(family, socket.SOCK_DGRAM)
+    if source:
+        s.bind(socket.getaddrinfo(source, 0, type=socket.SOCK_DGRAM)[0][4])
+    s.setblocking(False)
+    socks.append(s)
 answers = 0
 
 def drain(seconds):
     global answers
     deadline = time.monotonic() + seconds
-    while True:
-        s.settimeout(max(0.001, deadline - time.monotonic()))
-        try:
-            s.recvfrom(2048)
-            answers += 1
-        except TimeoutError:
-            if time.monotonic() >= deadline:
-                return
+    while time.monotonic() < deadline:
+        for s in socks:
+            for _ in range(1000):
+                try:
+                    s.recvfrom(2048)
+                    answers += 1
+                except BlockingIOError:
+                    break
+        time.sleep(0.002)
 
-for i in range(300):  # in about half a second, reading answers as they come
-    s.sendto(b"q%d" % i, (sys.argv[1], 53))
+sent = 0
+for i in range(per_source):  # 300 a source in about half a second, reading answers as they come
+    for s in socks:
+        try:
+            s.sendto(b"q%d" % sent, address)
+        except OSError:
+            pass  # refused: an icmp error came back for an earlier query
+        sent += 1
     if i % 10 == 9:
         drain(0.015)
 drain(1.5)
@@ -296,21 +347,115 @@ print(answers)
 """
 
 
+def dns_burst(
+    lab: Lab, role: str, target: str = ROUTER_LAN, *sources: str, count: int = 300
+) -> int:
+    """Answers to `count` queries from each source address (default: the phone's own)."""
+    proc = lab.exec(role, sys.executable, "-c", DNS_BURST, target, str(count), *sources, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    return int(proc.stdout)
+
+
 def test_dns_before_login_is_slowed_so_no_tunnel_gets_through(router: Router) -> None:
     """300 queries in half a second: a phone not logged in gets its burst (100) and 20/s."""
     lab = router.lab
-
-    def burst(role: str) -> int:
-        proc = lab.exec(role, sys.executable, "-c", DNS_BURST, ROUTER_LAN, timeout=20)
-        assert proc.returncode == 0, proc.stderr
-        return int(proc.stdout)
-
-    slowed = burst("p1")
+    slowed = dns_burst(lab, "p1")
     assert 90 <= slowed <= 140, slowed
     authorize(router, PHONE1)
-    assert burst("p1") >= 295  # logged in: the router's resolver as fast as it answers
+    assert dns_burst(lab, "p1") >= 295  # logged in: the router's resolver as fast as it answers
     authorize(router, trusted=frozenset({PHONE2.mac}))
-    assert burst("p2") >= 295
+    assert dns_burst(lab, "p2") >= 295
+
+
+def router_link_local(lab: Lab) -> str:
+    listing = json.loads(lab.exec("r", "ip", "-6", "-j", "addr", "show", "dev", "lan0").stdout)
+    for info in listing[0]["addr_info"]:
+        if info["local"].startswith("fe80:"):
+            return f"{info['local']}%eth0"
+    raise AssertionError(f"lan0 has no link-local address: {listing}")
+
+
+def test_dns_limit_is_per_device_over_ipv6_and_address_aliases_too(router: Router) -> None:
+    """A phone not logged in gets its one limit however many addresses it gives itself, and
+    no DNS at all over IPv6 (the router cannot tell who is logged in there); none reaches the
+    upstream."""
+    lab = router.lab
+    assert PHONE1.ip6 is not None
+    link_local = router_link_local(lab)
+    aliases = [f"10.66.1.{n}" for n in range(20, 24)]
+    # Without our table the router answers IPv6 DNS: the test can tell.
+    router.firewall.teardown()
+    assert lab.agent("p1", "dns", link_local, "53", timeout=1.5)["answer"]
+    assert lab.agent("p1", "dns", "fd66::1", "53", timeout=1.5)["answer"]
+    router.firewall.setup()
+    heard = upstream_heard(lab, PHONE1.ip6) + sum(upstream_heard(lab, a) for a in aliases)
+    assert dns_burst(lab, "p1", link_local) == 0
+    assert dns_burst(lab, "p1", "fd66::1") == 0
+    assert not lab.agent("p1", "dns", UPSTREAM6, "53", timeout=1)["answer"]
+    for alias in aliases:
+        lab.exec("p1", "ip", "addr", "add", f"{alias}/16", "dev", "eth0", "nodad")
+    try:
+        # Five addresses, one MAC: 150 queries from each in about half a second get one
+        # device's burst (100) and its 20/s, not five times that.
+        together = dns_burst(lab, "p1", ROUTER_LAN, PHONE1.ip or "", *aliases, count=150)
+        assert 90 <= together <= 150, together
+        assert not lab.agent("p1", "dns", UPSTREAM, "53", timeout=1)["answer"]
+        now = upstream_heard(lab, PHONE1.ip6) + sum(upstream_heard(lab, a) for a in aliases)
+        assert now == heard
+    finally:
+        for alias in aliases:
+            lab.exec("p1", "ip", "addr", "del", f"{alias}/16", "dev", "eth0")
+        lab.exec("r", "ip", "neigh", "flush", "dev", "lan0")
+
+
+def test_dns_limit_for_all_devices_not_logged_in_together(router: Router) -> None:
+    """Devices (or one device cycling made-up MACs) share one overall cap before login."""
+    lab = router.lab
+    capped = NftFirewall(
+        lan_interface="lan0", portal_ip=ROUTER_LAN, portal_port=PORTAL_PORT,
+        dns_rate_all=RateLimit(20, 60),
+    )  # fmt: skip
+    try:
+        capped.setup()
+        command = [sys.executable, "-c", DNS_BURST, ROUTER_LAN, "300"]
+        procs = [
+            subprocess.Popen(
+                ["ip", "netns", "exec", lab.ns(role), *command], stdout=subprocess.PIPE, text=True
+            )
+            for role in ("p1", "p2")
+        ]
+        answers = []
+        for proc in procs:
+            out, _ = proc.communicate(timeout=30)
+            answers.append(int(out))
+        # Each alone would get its own ~110 (burst 100, 20/s); together they get the cap's
+        # burst (60) and 20/s over the second or so the bursts take.
+        assert sum(answers) <= 100, answers
+        assert min(answers) > 0, answers  # shared, not one starved by the other
+    finally:
+        capped.close()
+    with pytest.raises(ValueError, match="rate limit"):
+        RateLimit(0, 10)
+
+
+def test_a_full_dns_meter_fails_closed(router: Router) -> None:
+    """Were the per-device meter full (a flood of made-up MACs), a device it cannot remember
+    gets no DNS before login, not unlimited DNS; logged-in devices are not metered."""
+    lab = router.lab
+    small = NftFirewall(
+        lan_interface="lan0", portal_ip=ROUTER_LAN, portal_port=PORTAL_PORT, dns_meter_size=4
+    )
+    try:
+        small.setup()
+        made_up = ", ".join(f"02:ee:00:00:00:0{n}" for n in range(4))
+        lab.exec("r", "nft", f"add element inet hotspot dns_meter {{ {made_up} }}")
+        listing = lab.exec("r", "nft", "list", "set", "inet", "hotspot", "dns_meter").stdout
+        assert listing.count("02:ee:") == 4, listing  # full
+        assert dns_burst(lab, "p1", count=50) == 0
+        small.apply(FirewallChange(authorize=frozenset({key_of(PHONE2)})))
+        assert dns_burst(lab, "p2", count=50) == 50
+    finally:
+        small.close()
 
 
 def test_phones_reach_only_the_routers_lan_services(router: Router) -> None:
