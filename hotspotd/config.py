@@ -52,6 +52,10 @@ class NetworkConfig:
     # The LAN's private addresses leave through wan_interface as the router's (masquerade).
     # Off only where the upstream routes lan_prefix back to this router itself.
     masquerade: bool = True
+    # What a device not logged in may open on a walled-garden address (tcp ports).
+    garden_ports: tuple[int, ...] = (80, 443)
+    # How long an address dnsmasq's nftset= put in the garden stays after its last use.
+    garden_dns_timeout_s: int = 3600
 
 
 @dataclass(frozen=True)
@@ -173,9 +177,8 @@ class _Table:
 
 
 def _type_name(kind: type) -> str:
-    return {str: "a string", int: "an integer", bool: "true or false", float: "a number"}.get(
-        kind, kind.__name__
-    )
+    names = {str: "a string", int: "an integer", bool: "true or false", float: "a number"}
+    return {**names, list: "a list"}.get(kind, kind.__name__)
 
 
 def _interface(table: _Table, name: str, default: str | None) -> str | None:
@@ -187,6 +190,16 @@ def _interface(table: _Table, name: str, default: str | None) -> str | None:
     if not _IFNAME.match(value):
         raise table.fail(name, f"not an interface name: {value!r}")
     return value
+
+
+def _ports(table: _Table, name: str, default: tuple[int, ...]) -> tuple[int, ...]:
+    value = table.get(name, list, list(default))
+    if not value:
+        raise table.fail(name, "give at least one port, e.g. [80, 443]")
+    for port in value:
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            raise table.fail(name, f"ports are integers from 1 to 65535, got {port!r}")
+    return tuple(sorted(set(value)))
 
 
 def parse(data: Mapping[str, Any], source: str) -> Config:
@@ -225,7 +238,13 @@ def parse(data: Mapping[str, Any], source: str) -> Config:
         uplink_up_bps=t.parsed("uplink_up", units.parse_rate, d_n.uplink_up_bps, "a rate"),
         manage_forwarding=t.get("manage_forwarding", bool, d_n.manage_forwarding),
         masquerade=t.get("masquerade", bool, d_n.masquerade),
+        garden_ports=_ports(t, "garden_ports", d_n.garden_ports),
+        garden_dns_timeout_s=t.parsed(
+            "garden_dns_timeout", units.parse_duration, d_n.garden_dns_timeout_s, "a duration"
+        ),
     )
+    if not 60 <= network.garden_dns_timeout_s <= 86400:
+        raise t.fail("garden_dns_timeout", "between 1m and 1d")
     if network.wan_interface == network.lan_interface:
         raise t.fail("wan_interface", "must differ from lan_interface")
     t.finish()

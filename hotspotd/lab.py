@@ -451,7 +451,7 @@ state_dir = "{self.state}"
             "router-dnsmasq", ROUTER, f"--interface={LAN_IF}", f"--server={NET_DNS}",
             "--domain-needed", "--bogus-priv",
             f"--address=/{PORTAL_HOST}/{LAN_ADDR}", f"--local=/{PORTAL_HOST}/",
-            f"--nftset=/{GARDEN_HOST}/4#inet#hotspot#garden_dns",
+            f"--nftset=/{GARDEN_HOST}/4#inet#hotspot#garden_dns", "--max-cache-ttl=3600",
             f"--dhcp-range={DHCP_RANGE[0]},{DHCP_RANGE[1]},255.255.0.0,12h",
             f"--dhcp-option-force=114,{self.captive_api}",
             "--dhcp-authoritative", "--no-ping", "--log-dhcp",

@@ -15,10 +15,16 @@ between a deauthorize and an entry's deletion, nor re-create an entry afterwards
 - `lan_nat`: an unauthorized device's tcp/80 goes to the portal (DNAT).
 - `lan_out` (forwarded, from the LAN): IPv6 is refused first (no way around the portal; the
   hotspot does not route IPv6); then authorized (IP and MAC together), trusted MACs, the portal
-  and the walled garden pass; the rest is refused.
-- `lan_in` (forwarded, towards the LAN): authorized addresses, replies from the garden and to
-  connections of trusted MACs (ct mark) pass; other established tcp gets a reset so the far end
-  stops too; the rest is dropped.
+  and the walled garden (tcp `GARDEN_PORTS` only: web pages, no other port, no UDP) pass; the
+  rest is refused.
+- `lan_in` (forwarded, towards the LAN): authorized addresses, replies from the garden's ports
+  and to connections of trusted MACs (ct mark) pass; other established tcp gets a reset so the
+  far end stops too; the rest is dropped.
+
+The walled garden is two sets: `garden`, kept by hotspotd, and `garden_dns`, which dnsmasq's
+`nftset=` fills with the addresses of garden names as it resolves them. dnsmasq gives those no
+timeout, so the set has its own (`GARDEN_DNS_TIMEOUT`, renewed by each packet to the address):
+an address nobody uses any more goes.
 - `lan_local` (input, from the LAN to the router itself): over IPv6 only neighbour discovery
   and DHCPv6 (logging in is for IPv4, so over IPv6 the router cannot tell who is logged in).
   DNS from devices not logged in is limited to `DNS_RATE` per MAC (however many addresses a
@@ -194,6 +200,19 @@ DNS_RATE_ALL = RateLimit(200, 1000)
 # How many devices not logged in the per-device meter remembers at once (each for a minute).
 DNS_METER_SIZE = 65536
 
+# What a device not logged in may open in the walled garden: web pages, nothing else.
+GARDEN_PORTS = (80, 443)
+# How long an address dnsmasq put in `garden_dns` stays there after it was added or last used.
+# dnsmasq 2.90's nftset= adds a bare element (`add element ... { addr }`: no timeout, and the
+# record's TTL is not passed on), and only when it fetches the name upstream, not when it
+# answers from its cache; re-adding an element already there does not renew its timeout
+# (kernel 6.18). So the set cannot follow each record's TTL: its own default timeout ends
+# what nobody uses any more, and each packet a phone sends to the address renews it, so a
+# garden site in use does not close while dnsmasq still answers from its cache. Keep dnsmasq's
+# max-cache-ttl at most this long (config/dnsmasq.conf.example), so a name is fetched anew,
+# and re-added, before an idle address can have gone.
+GARDEN_DNS_TIMEOUT = 3600
+
 
 class NftFirewall:
     """The router's `Firewall`: our own nftables table, changed only by difference."""
@@ -212,6 +231,8 @@ class NftFirewall:
         dns_rate: RateLimit = DNS_RATE,
         dns_rate_all: RateLimit = DNS_RATE_ALL,
         dns_meter_size: int = DNS_METER_SIZE,
+        garden_ports: Iterable[int] = GARDEN_PORTS,
+        garden_dns_timeout: int = GARDEN_DNS_TIMEOUT,
         runner_factory: Callable[[], NftRunner] = default_runner,
     ) -> None:
         if not _IFNAME.match(lan_interface):
@@ -245,6 +266,13 @@ class NftFirewall:
         self._dns_rate = dns_rate
         self._dns_rate_all = dns_rate_all
         self._dns_meter_size = int(dns_meter_size)
+        garden = sorted({int(p) for p in garden_ports})
+        if not garden or any(not 0 < p < 65536 for p in garden):
+            raise ValueError(f"garden_ports must be 1 to 65535, at least one: {garden}")
+        self._garden_ports = garden
+        if not 0 < int(garden_dns_timeout) <= 7 * 86400:
+            raise ValueError(f"garden_dns_timeout out of range: {garden_dns_timeout}")
+        self._garden_timeout = int(garden_dns_timeout)
         self._runner_factory = runner_factory
         self._runner: NftRunner | None = None
         self._reader: NftRunner | None = None  # second context: read both counter sets at once
@@ -268,8 +296,16 @@ class NftFirewall:
         """
         t = f"inet {self._table}"
         stale = []
+        kept: list[str] = []
         try:
-            self._run(f"list set {t} dns_rate\n")  # per address (until 2025-06): now dns_meter
+            listing = self._run(f"list set {t} garden_dns\n")
+        except AdapterError:
+            listing = ""  # no table yet
+        if listing and not re.search(r"^\s*timeout \S+$", listing, re.M):
+            stale.append("garden_dns")  # without a timeout (until it had one): keep its addresses
+            kept = _elements(listing, _IPV4)
+        try:
+            self._run(f"list set {t} dns_rate\n")  # per address (until it was per MAC)
             stale.append("dns_rate")
         except AdapterError:
             pass  # no such set, or no table yet
@@ -280,7 +316,12 @@ class NftFirewall:
             lines.append(f"add chain {t} {name} {{ {hook} }}" if hook else f"add chain {t} {name}")
             lines.append(f"flush chain {t} {name}")
         lines.extend(f"delete set {t} {name}" for name in stale)
+        lines.append(f"add set {t} garden_dns {self._garden_dns_shape()}")
+        _element_line(lines, "add", t, "garden_dns", kept)
         return "\n".join(lines) + "\n"
+
+    def _garden_dns_shape(self) -> str:
+        return f"{{ type ipv4_addr; flags dynamic, timeout; timeout {self._garden_timeout}s; }}"
 
     def teardown(self) -> None:
         # "add" first makes the delete succeed whether or not the table exists.
@@ -475,6 +516,7 @@ class NftFirewall:
             ]
         dns_ports = ", ".join(str(p) for p in sorted({53, self._dns_port or 53}))
         tcp_ports = ", ".join(str(p) for p in sorted({*self._local_tcp, 53, self._dns_port or 53}))
+        garden_ports = ", ".join(map(str, self._garden_ports))
         dns_before_login = (
             f"meta l4proto {{ udp, tcp }} th dport {{ {dns_ports} }} "
             "ip saddr . ether saddr != @auth ether saddr != @trusted"
@@ -520,8 +562,8 @@ class NftFirewall:
                 "ether saddr @trusted return",
                 "ip saddr . ether saddr @auth return",
                 *nat_dns,
-                "ip daddr @garden return",
-                "ip daddr @garden_dns return",
+                f"ip daddr @garden tcp dport {{ {garden_ports} }} return",
+                f"ip daddr @garden_dns tcp dport {{ {garden_ports} }} return",
                 f"tcp dport 80 dnat ip to {portal}",
             ],
             "lan_out": [
@@ -529,15 +571,20 @@ class NftFirewall:
                 "ip saddr . ether saddr @auth_up accept",
                 f"ether saddr @trusted ct mark set ct mark or {mark} accept",
                 f"ip daddr {self._portal_ip} accept",
-                "ip daddr @garden accept",
-                "ip daddr @garden_dns accept",
+                f"ip daddr @garden tcp dport {{ {garden_ports} }} accept",
+                # Each packet renews the address's timeout (see GARDEN_DNS_TIMEOUT); only an
+                # address already there: the lookup comes first.
+                f"ip daddr @garden_dns tcp dport {{ {garden_ports} }} "
+                "update @garden_dns { ip daddr } accept",
                 "jump refuse",
             ],
             "lan_in": [
                 "ip daddr @auth_down accept",
                 f"ct state established,related ct mark and {mark} == {mark} accept",
-                "ct state established,related ip saddr @garden accept",
-                "ct state established,related ip saddr @garden_dns accept",
+                f"ct state established ip saddr @garden tcp sport {{ {garden_ports} }} accept",
+                f"ct state established ip saddr @garden_dns tcp sport {{ {garden_ports} }} accept",
+                "ct state related ip saddr @garden accept",  # icmp errors (path MTU)
+                "ct state related ip saddr @garden_dns accept",
                 f"ct state established,related ip saddr {self._portal_ip} accept",
                 "ct state established meta l4proto tcp reject with tcp reset",
                 "drop",
@@ -556,7 +603,7 @@ class NftFirewall:
             f"add set {t} trusted {{ type ether_addr; }}",
             f"add set {t} blocked {{ type ether_addr; }}",
             f"add set {t} garden {{ type ipv4_addr; }}",
-            f"add set {t} garden_dns {{ type ipv4_addr; }}",
+            f"add set {t} garden_dns {self._garden_dns_shape()}",
             f"add set {t} dns_meter {{ type ether_addr; size {self._dns_meter_size}; "
             "flags dynamic; timeout 1m; }",
         ]

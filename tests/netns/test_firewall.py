@@ -175,11 +175,69 @@ def test_walled_garden_and_the_set_dnsmasq_fills(router: Router) -> None:
     lab = router.lab
     authorize(router, garden=frozenset({IPv4Address(GARDEN_HOST)}))
     assert http(lab, "p1", GARDEN_HOST)["body"] == "UPSTREAM"
-    assert lab.agent("p1", "connect", GARDEN_HOST, str(TCP_PORT))["result"] == "connected"
     assert http(lab, "p1", UPSTREAM)["body"] == "PORTAL"
     # dnsmasq's `nftset=/market.example/4#inet#hotspot#garden_dns` adds resolved addresses so:
     lab.exec("r", "nft", "add", "element", "inet", "hotspot", "garden_dns", "{", UPSTREAM, "}")
     assert http(lab, "p1", UPSTREAM)["body"] == "UPSTREAM"
+
+
+def test_walled_garden_opens_only_web_ports(router: Router) -> None:
+    """Before login a garden address answers on tcp 80 and 443, not on another port nor UDP."""
+    lab = router.lab
+    https = lab.serve("up", "serve-tcp", "443", str(lab.log("up-443")))
+    try:
+        authorize(router, garden=frozenset({IPv4Address(GARDEN_HOST)}))
+        lab.exec("r", "nft", "add", "element", "inet", "hotspot", "garden_dns", "{", UPSTREAM, "}")
+        heard = upstream_heard(lab, "10.66.1.2")
+        for host in (GARDEN_HOST, UPSTREAM):  # the static garden, and the set dnsmasq fills
+            assert http(lab, "p1", host)["body"] == "UPSTREAM"
+            assert lab.agent("p1", "connect", host, "443")["result"] == "connected"
+            other = lab.agent("p1", "connect", host, str(TCP_PORT), timeout=3)
+            assert other["result"] == "refused" and other["elapsed"] < 1.0, other
+            assert not lab.agent("p1", "dns", host, "53", timeout=1)["answer"]
+        assert upstream_heard(lab, "10.66.1.2") == heard + 2  # the two page loads, nothing else
+        # Logged in, the same addresses are the internet like any other.
+        authorize(router, PHONE1, garden=frozenset({IPv4Address(GARDEN_HOST)}))
+        assert lab.agent("p1", "connect", GARDEN_HOST, str(TCP_PORT))["result"] == "connected"
+    finally:
+        https.kill()
+        https.wait(timeout=5)
+    with pytest.raises(ValueError, match="garden_ports"):
+        NftFirewall(lan_interface="lan0", portal_ip=ROUTER_LAN, garden_ports=[])
+
+
+def test_addresses_dnsmasq_adds_expire_once_nobody_uses_them(router: Router) -> None:
+    """garden_dns has a default timeout (dnsmasq adds bare elements); use renews it."""
+    lab = router.lab
+    short = NftFirewall(
+        lan_interface="lan0", portal_ip=ROUTER_LAN, portal_port=PORTAL_PORT, garden_dns_timeout=2
+    )
+    try:
+        short.setup()
+        lab.exec("r", "nft", "add", "element", "inet", "hotspot", "garden_dns", "{", UPSTREAM, "}")
+
+        def listed() -> bool:
+            listing = lab.exec("r", "nft", "list", "set", "inet", "hotspot", "garden_dns").stdout
+            return UPSTREAM in listing
+
+        assert listed()
+        started = time.monotonic()
+        while time.monotonic() - started < 3.5:  # longer than the timeout, in use all along
+            assert http(lab, "p1", UPSTREAM)["body"] == "UPSTREAM"
+            time.sleep(0.3)
+        assert listed()
+        idle = time.monotonic()
+        for _ in range(60):  # idle: gone after 2 s; wait at most 6
+            if not listed() or time.monotonic() - idle > 6:
+                break
+            time.sleep(0.1)
+        assert not listed()
+        assert time.monotonic() - idle > 1.5  # not before its time
+        assert http(lab, "p1", UPSTREAM)["body"] == "PORTAL"
+    finally:
+        short.close()
+    with pytest.raises(ValueError, match="garden_dns_timeout"):
+        NftFirewall(lan_interface="lan0", portal_ip=ROUTER_LAN, garden_dns_timeout=0)
 
 
 def test_counters_match_the_bytes_sent_within_two_percent(router: Router) -> None:
@@ -233,12 +291,14 @@ add table inet hotspot
 add set inet hotspot auth { type ipv4_addr . ether_addr; }
 add set inet hotspot auth_up { type ipv4_addr . ether_addr; counter; }
 add set inet hotspot auth_down { type ipv4_addr; counter; }
+add set inet hotspot garden_dns { type ipv4_addr; }
 add set inet hotspot dns_rate { type ipv4_addr; size 65536; flags dynamic; timeout 1m; }
 add chain inet hotspot input { type filter hook input priority filter; policy accept; }
 add chain inet hotspot lan_local
 add rule inet hotspot input iifname "lan0" jump lan_local
 add rule inet hotspot lan_local udp dport 53 update @dns_rate { ip saddr limit rate over 20/second burst 100 packets } drop
-"""  # noqa: E501  (the shape hotspotd made before the DNS meter went per MAC)
+add rule inet hotspot lan_local ip daddr @garden_dns accept
+"""  # noqa: E501  (the shapes hotspotd made before garden_dns expired and the DNS meter went per MAC)
 
 
 def test_setup_replaces_sets_an_earlier_version_made_in_another_shape(router: Router) -> None:
@@ -251,7 +311,8 @@ def test_setup_replaces_sets_an_earlier_version_made_in_another_shape(router: Ro
         input=EARLIER_TABLE
         + f"add element inet hotspot auth {{ {PHONE1.ip} . {PHONE1.mac} }}\n"
         + f"add element inet hotspot auth_up {{ {PHONE1.ip} . {PHONE1.mac} }}\n"
-        + f"add element inet hotspot auth_down {{ {PHONE1.ip} }}\n",
+        + f"add element inet hotspot auth_down {{ {PHONE1.ip} }}\n"
+        + f"add element inet hotspot garden_dns {{ {GARDEN_HOST} }}\n",
         text=True,
         check=True,
         timeout=10,
@@ -259,6 +320,8 @@ def test_setup_replaces_sets_an_earlier_version_made_in_another_shape(router: Ro
     router.firewall.setup()
     listing = lab.exec("r", "nft", "list", "table", "inet", "hotspot").stdout
     assert "dns_rate" not in listing and "set dns_meter" in listing
+    garden = lab.exec("r", "nft", "list", "set", "inet", "hotspot", "garden_dns").stdout
+    assert "timeout 1h" in garden and f"{GARDEN_HOST} expires" in garden, garden  # kept
     assert key_of(PHONE1) in router.firewall.state().authorized
     assert http(lab, "p1")["body"] == "UPSTREAM"
     router.firewall.setup()  # and once more, now from the current shape

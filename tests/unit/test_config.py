@@ -27,6 +27,8 @@ def test_example_file_parses_into_the_documented_values() -> None:
     assert cfg.network.lan_interface == "wlan0"
     assert cfg.network.wan_interface is None
     assert cfg.network.uplink_down_bps == 20_000_000
+    assert cfg.network.garden_ports == (80, 443)
+    assert cfg.network.garden_dns_timeout_s == 3600
     assert cfg.portal.address == ipaddress.IPv4Address("10.66.0.1")
     assert cfg.free.enabled is False
     assert cfg.free.time_s == 1800 and cfg.free.data_bytes == 100_000_000
@@ -101,6 +103,10 @@ def test_named_file_that_is_missing_is_an_error(
         ("[portal]\nworkers = 0\n", "portal.workers", "between 1 and 64"),
         ('[network]\nmasquerade = "yes"\n', "network.masquerade", "expected"),
         ('[portal]\nruntime_dir = "run"\n', "portal.runtime_dir", "absolute path"),
+        ("[network]\ngarden_ports = []\n", "network.garden_ports", "at least one port"),
+        ('[network]\ngarden_ports = ["80"]\n', "network.garden_ports", "integers from 1"),
+        ("[network]\ngarden_ports = 80\n", "network.garden_ports", "expected a list"),
+        ('[network]\ngarden_dns_timeout = "10s"\n', "network.garden_dns_timeout", "between 1m"),
     ],
 )
 def test_bad_values_name_file_key_and_reason(
