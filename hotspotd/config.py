@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from hotspotd.core import units
 from hotspotd.errors import ConfigError
+from hotspotd.net.firewall import PRIVATE_DESTINATIONS
 
 DEFAULT_PATH = Path("/etc/hotspot/hotspot.toml")
 DEFAULT_DATABASE_URL = "sqlite:////var/lib/hotspot/hotspot.db"
@@ -56,6 +57,9 @@ class NetworkConfig:
     garden_ports: tuple[int, ...] = (80, 443)
     # How long an address dnsmasq's nftset= put in the garden stays after its last use.
     garden_dns_timeout_s: int = 3600
+    # Private destinations (PRIVATE_DESTINATIONS) phones may still be forwarded to: a village's
+    # own server. Everything else private is refused, as is the LAN itself (phone to phone).
+    local_destinations: tuple[ipaddress.IPv4Network, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -202,6 +206,19 @@ def _ports(table: _Table, name: str, default: tuple[int, ...]) -> tuple[int, ...
     return tuple(sorted(set(value)))
 
 
+def _networks(table: _Table, name: str) -> tuple[ipaddress.IPv4Network, ...]:
+    """A list of IPv4 networks ("192.168.1.10/32", or a plain address for /32)."""
+    result = []
+    for item in table.get(name, list, []):
+        if not isinstance(item, str):
+            raise table.fail(name, f"expected IPv4 networks as strings, got {item!r}")
+        try:
+            result.append(ipaddress.IPv4Network(item, strict=True))
+        except ValueError as exc:
+            raise table.fail(name, f'not an IPv4 network: {exc} (e.g. "192.168.1.10/32")') from None
+    return tuple(result)
+
+
 def parse(data: Mapping[str, Any], source: str) -> Config:
     """Build a `Config` from TOML data; `source` names the file in error messages."""
     root = _Table(source, "", data)
@@ -242,7 +259,19 @@ def parse(data: Mapping[str, Any], source: str) -> Config:
         garden_dns_timeout_s=t.parsed(
             "garden_dns_timeout", units.parse_duration, d_n.garden_dns_timeout_s, "a duration"
         ),
+        local_destinations=_networks(t, "local_destinations"),
     )
+    for net in network.local_destinations:
+        if net.overlaps(lan_prefix):
+            raise t.fail(
+                "local_destinations", f"{net} is inside lan_prefix: phones never reach each other"
+            )
+        if not any(net.subnet_of(private) for private in PRIVATE_DESTINATIONS):
+            ranges = ", ".join(map(str, PRIVATE_DESTINATIONS))
+            raise t.fail(
+                "local_destinations",
+                f"{net} is not within the private ranges ({ranges}): nothing to allow",
+            )
     if not 60 <= network.garden_dns_timeout_s <= 86400:
         raise t.fail("garden_dns_timeout", "between 1m and 1d")
     if network.wan_interface == network.lan_interface:

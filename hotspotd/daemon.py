@@ -683,6 +683,7 @@ def build_adapters(cfg: config_mod.Config) -> tuple[Firewall, Shaper, MacOf]:
         local_tcp_ports=(cfg.portal.https_port,) if cfg.portal.https else (),
         garden_ports=cfg.network.garden_ports,
         garden_dns_timeout=cfg.network.garden_dns_timeout_s,
+        local_destinations=cfg.network.local_destinations,
     )
     shaper = TcShaper(lan_interface=cfg.network.lan_interface, lan_prefix=cfg.network.lan_prefix)
     return firewall, shaper, _mac_lookup(cfg)

@@ -14,7 +14,10 @@ between a deauthorize and an entry's deletion, nor re-create an entry afterwards
 - `prerouting_raw` (before conntrack): a blocked MAC gets nothing, not even the portal.
 - `lan_nat`: an unauthorized device's tcp/80 goes to the portal (DNAT).
 - `lan_out` (forwarded, from the LAN): IPv6 is refused first (no way around the portal; the
-  hotspot does not route IPv6); then authorized (IP and MAC together), trusted MACs, the portal
+  hotspot does not route IPv6); so are, logged in or not, other phones through the router (by
+  interface: hostapd's client isolation stays whole) and private destinations beyond the
+  uplink (`PRIVATE_DESTINATIONS`: the modem's admin page, the upstream's LAN), except the
+  `local_destinations` allowed; then authorized (IP and MAC together), trusted MACs, the portal
   and the walled garden (tcp `GARDEN_PORTS` only: web pages, no other port, no UDP) pass; the
   rest is refused.
 - `lan_in` (forwarded, towards the LAN): authorized addresses, replies from the garden's ports
@@ -58,7 +61,7 @@ import subprocess
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network, collapse_addresses
 from typing import Protocol
 
 from hotspotd.core.ports import Counters, DeviceKey, FirewallChange, FirewallState
@@ -200,6 +203,16 @@ DNS_RATE_ALL = RateLimit(200, 1000)
 # How many devices not logged in the per-device meter remembers at once (each for a minute).
 DNS_METER_SIZE = 65536
 
+# Destinations no phone is forwarded to, logged in or not: the operator's and the upstream's
+# private networks (the ISP modem's admin page), link-local and the ISP's shared (CGNAT)
+# space. Whatever a village must reach there goes in `local_destinations`. Other phones are
+# refused by interface (LAN to LAN), whatever their addresses; the router's own addresses are
+# input, not forwarding (`lan_local`).
+PRIVATE_DESTINATIONS = tuple(
+    IPv4Network(net)
+    for net in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10")
+)
+
 # What a device not logged in may open in the walled garden: web pages, nothing else.
 GARDEN_PORTS = (80, 443)
 # How long an address dnsmasq put in `garden_dns` stays there after it was added or last used.
@@ -233,6 +246,7 @@ class NftFirewall:
         dns_meter_size: int = DNS_METER_SIZE,
         garden_ports: Iterable[int] = GARDEN_PORTS,
         garden_dns_timeout: int = GARDEN_DNS_TIMEOUT,
+        local_destinations: Iterable[IPv4Network | str] = (),
         runner_factory: Callable[[], NftRunner] = default_runner,
     ) -> None:
         if not _IFNAME.match(lan_interface):
@@ -273,6 +287,9 @@ class NftFirewall:
         if not 0 < int(garden_dns_timeout) <= 7 * 86400:
             raise ValueError(f"garden_dns_timeout out of range: {garden_dns_timeout}")
         self._garden_timeout = int(garden_dns_timeout)
+        self._local_ok = list(
+            collapse_addresses(IPv4Network(str(net), strict=True) for net in local_destinations)
+        )
         self._runner_factory = runner_factory
         self._runner: NftRunner | None = None
         self._reader: NftRunner | None = None  # second context: read both counter sets at once
@@ -517,6 +534,8 @@ class NftFirewall:
         dns_ports = ", ".join(str(p) for p in sorted({53, self._dns_port or 53}))
         tcp_ports = ", ".join(str(p) for p in sorted({*self._local_tcp, 53, self._dns_port or 53}))
         garden_ports = ", ".join(map(str, self._garden_ports))
+        private = ", ".join(map(str, PRIVATE_DESTINATIONS))
+        allowed = ", ".join(map(str, self._local_ok))
         dns_before_login = (
             f"meta l4proto {{ udp, tcp }} th dport {{ {dns_ports} }} "
             "ip saddr . ether saddr != @auth ether saddr != @trusted"
@@ -568,6 +587,12 @@ class NftFirewall:
             ],
             "lan_out": [
                 "meta nfproto ipv6 jump refuse",
+                # Not to another phone through the router (that would undo hostapd's client
+                # isolation), nor to private networks beyond the uplink, logged in or not.
+                f"oifname {lan} jump refuse",
+                f"ip daddr {{ {private} }} "
+                + (f"ip daddr != {{ {allowed} }} " if allowed else "")
+                + "jump refuse",
                 "ip saddr . ether saddr @auth_up accept",
                 f"ether saddr @trusted ct mark set ct mark or {mark} accept",
                 f"ip daddr {self._portal_ip} accept",

@@ -6,7 +6,9 @@
 
 Names are `hst-<pid>-<role>`, so parallel runs never clash, and a run can tell its own leftovers
 from a crashed earlier run (the pid is gone) and remove them. Traffic stays between these
-namespaces: 198.18.0.0/24 is the benchmarking range, and nothing is routed to the host.
+namespaces: 198.18.0.0/24 is the benchmarking range, and nothing is routed to the host. It is
+also outside the private ranges the firewall never forwards phones to, so the upstream stands
+for the internet as it is, with no allow list.
 Used by tests/netns and scripts/bench_kernel.py.
 """
 

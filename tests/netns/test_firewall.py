@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from ipaddress import IPv4Address
 
 import pytest
@@ -17,6 +19,7 @@ from hotspotd.net.firewall import NftCommand, NftFirewall, RateLimit
 from tests.netns.conftest import PHONE1, PHONE2, Router, key_of
 from tests.netns.lab import (
     GARDEN_HOST,
+    LAN_PREFIX,
     PORTAL_PORT,
     ROGUE,
     ROUTER_LAN,
@@ -97,6 +100,93 @@ def test_authorized_phone_reaches_the_upstream_and_others_still_do_not(router: R
     assert lab.agent("p1", "connect", UPSTREAM, str(TCP_PORT))["result"] == "connected"
     assert lab.agent("p1", "dns", UPSTREAM, "53")["answer"]
     assert http(lab, "p2")["body"] == "PORTAL"
+
+
+@contextlib.contextmanager
+def private_hosts_beyond_the_uplink(lab: Lab, *addresses: str) -> Iterator[None]:
+    """Addresses in 192.168.77.0/24 on the upstream, routed there by the router: stand-ins
+    for the ISP modem's admin page or a server on the upstream's LAN."""
+    for address in addresses:
+        lab.exec("up", "ip", "addr", "add", f"{address}/32", "dev", "eth0")
+    lab.exec("r", "ip", "route", "add", "192.168.77.0/24", "via", UPSTREAM)
+    try:
+        yield
+    finally:
+        lab.exec("r", "ip", "route", "del", "192.168.77.0/24")
+        for address in addresses:
+            lab.exec("up", "ip", "addr", "del", f"{address}/32", "dev", "eth0")
+
+
+@contextlib.contextmanager
+def routed_through_the_router(lab: Lab, role: str, destination: str) -> Iterator[None]:
+    """`role` sends to `destination` (another phone) by way of the router, as a phone behind
+    hostapd's client isolation would have to; it ignores the router's ICMP redirects, which
+    would only tell it to go direct (isolation forbids that; the lab's switch does not)."""
+    sysctls = ("net.ipv4.conf.all.accept_redirects", "net.ipv4.conf.eth0.accept_redirects")
+    before = [lab.exec(role, "sysctl", "-n", name).stdout.strip() for name in sysctls]
+    for name in sysctls:
+        lab.exec(role, "sysctl", "-qw", f"{name}=0")
+    lab.exec(role, "ip", "route", "add", f"{destination}/32", "via", ROUTER_LAN)
+    try:
+        yield
+    finally:
+        lab.exec(role, "ip", "route", "del", f"{destination}/32")
+        lab.exec(role, "ip", "route", "flush", "cache")
+        for name, value in zip(sysctls, before, strict=True):
+            lab.exec(role, "sysctl", "-qw", f"{name}={value}")
+
+
+def test_logged_in_phones_reach_the_internet_not_other_phones_nor_private_networks(
+    router: Router,
+) -> None:
+    lab = router.lab
+    assert PHONE2.ip is not None
+    other_phone = lab.serve("p2", "serve-tcp", "9100", str(lab.log("p2-tcp")))
+    try:
+        with (
+            private_hosts_beyond_the_uplink(lab, "192.168.77.2", "192.168.77.3"),
+            routed_through_the_router(lab, "p1", PHONE2.ip),
+        ):
+            # Without our table all of it is reachable: the test can tell.
+            router.firewall.teardown()
+            for host, port in ((PHONE2.ip, 9100), ("192.168.77.2", TCP_PORT)):
+                assert lab.agent("p1", "connect", host, str(port))["result"] == "connected"
+            router.firewall.setup()
+            authorize(router, PHONE1, trusted=frozenset({PHONE2.mac}))
+            assert lab.agent("p1", "connect", UPSTREAM, str(TCP_PORT))["result"] == "connected"
+            for role, host, port in (
+                ("p1", PHONE2.ip, 9100),  # another phone, through the router
+                ("p1", "192.168.77.2", TCP_PORT),  # the upstream's private network
+                ("p2", "192.168.77.2", TCP_PORT),  # a trusted MAC no more than a logged-in one
+            ):
+                answer = lab.agent(role, "connect", host, str(port), timeout=3)
+                assert answer["result"] == "refused" and answer["elapsed"] < 1.0, (host, answer)
+            # A village server on a private network, allowed by name (network.local_destinations;
+            # the config refuses lan_prefix there, but even so phones are not forwarded to
+            # each other: that is refused by interface, whatever the address).
+            allowing = NftFirewall(
+                lan_interface="lan0", portal_ip=ROUTER_LAN, portal_port=PORTAL_PORT,
+                local_destinations=["192.168.77.3/32", LAN_PREFIX],
+            )  # fmt: skip
+            try:
+                allowing.setup()
+                to = lab.agent("p1", "connect", "192.168.77.3", str(TCP_PORT))
+                assert to["result"] == "connected"
+                assert lab.agent("p1", "connect", "192.168.77.2", str(TCP_PORT))["result"] == (
+                    "refused"
+                )
+                assert lab.agent("p1", "connect", PHONE2.ip, "9100")["result"] == "refused"
+                authorize(router, trusted=frozenset({PHONE2.mac}))  # allowed is not logged in
+                assert lab.agent("p1", "connect", "192.168.77.3", str(TCP_PORT))["result"] == (
+                    "refused"
+                )
+            finally:
+                allowing.close()
+    finally:
+        other_phone.kill()
+        other_phone.wait(timeout=5)
+    with pytest.raises(ValueError, match="host bits"):
+        NftFirewall(lan_interface="lan0", portal_ip=ROUTER_LAN, local_destinations=["10.1.1.1/8"])
 
 
 def test_deauthorizing_cuts_the_phone_including_an_open_connection(router: Router) -> None:
