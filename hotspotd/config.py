@@ -60,6 +60,11 @@ class NetworkConfig:
     # Private destinations (PRIVATE_DESTINATIONS) phones may still be forwarded to: a village's
     # own server. Everything else private is refused, as is the LAN itself (phone to phone).
     local_destinations: tuple[ipaddress.IPv4Network, ...] = ()
+    # Where the router's admin services (SSH, a web UI) answer: the operator's own interface
+    # (hostapd's second SSID) and networks (e.g. an office behind the uplink). Never the LAN,
+    # trusted MAC or not. With neither named, interfaces other than the LAN are left alone.
+    operator_interface: str | None = None
+    operator_networks: tuple[ipaddress.IPv4Network, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -260,7 +265,24 @@ def parse(data: Mapping[str, Any], source: str) -> Config:
             "garden_dns_timeout", units.parse_duration, d_n.garden_dns_timeout_s, "a duration"
         ),
         local_destinations=_networks(t, "local_destinations"),
+        operator_interface=_interface(t, "operator_interface", None),
+        operator_networks=_networks(t, "operator_networks"),
     )
+    if network.operator_interface is not None and network.operator_interface in (
+        network.lan_interface,
+        network.wan_interface,
+    ):
+        raise t.fail(
+            "operator_interface",
+            "must differ from lan_interface and wan_interface (name the uplink's operators in "
+            "operator_networks)",
+        )
+    for net in network.operator_networks:
+        if net.overlaps(lan_prefix):
+            raise t.fail(
+                "operator_networks",
+                f"{net} overlaps lan_prefix: any phone can take an address there",
+            )
     for net in network.local_destinations:
         if net.overlaps(lan_prefix):
             raise t.fail(

@@ -15,30 +15,35 @@ between a deauthorize and an entry's deletion, nor re-create an entry afterwards
 - `lan_nat`: an unauthorized device's tcp/80 goes to the portal (DNAT).
 - `lan_out` (forwarded, from the LAN): IPv6 is refused first (no way around the portal; the
   hotspot does not route IPv6); so are, logged in or not, other phones through the router (by
-  interface: hostapd's client isolation stays whole) and private destinations beyond the
-  uplink (`PRIVATE_DESTINATIONS`: the modem's admin page, the upstream's LAN), except the
-  `local_destinations` allowed; then authorized (IP and MAC together), trusted MACs, the portal
-  and the walled garden (tcp `GARDEN_PORTS` only: web pages, no other port, no UDP) pass; the
-  rest is refused.
+  interface: hostapd's client isolation stays whole), the operator's interface, and private
+  destinations beyond the uplink (`PRIVATE_DESTINATIONS`: the modem's admin page, the
+  upstream's LAN) except the `local_destinations` allowed; then authorized (IP and MAC
+  together), trusted MACs, the portal and the walled garden (tcp `GARDEN_PORTS` only: web
+  pages, no other port, no UDP) pass; the rest is refused.
 - `lan_in` (forwarded, towards the LAN): authorized addresses, replies from the garden's ports
   and to connections of trusted MACs (ct mark) pass; other established tcp gets a reset so the
   far end stops too; the rest is dropped.
+- `lan_local` (input, from the LAN to the router itself, whichever of its addresses): over
+  IPv6 only neighbour discovery and DHCPv6 (logging in is for IPv4, so over IPv6 the router
+  cannot tell who is logged in). DNS from devices not logged in is limited to `DNS_RATE` per
+  MAC (however many addresses a device gives itself) and to `DNS_RATE_ALL` for all of them
+  together, so no DNS tunnel is free internet; the per-MAC meter is a bounded set, and a MAC
+  it has no room for gets no DNS (fails closed). Phones reach only DHCP, DNS, the portal's
+  ports and ICMP, logged in, trusted or not: a MAC is seen over the air and cloned, so it
+  opens no SSH nor anything else the router runs. Trusted MACs pass the portal for
+  forwarding only.
+- `input`, from any other interface: left alone, unless `operator_interface` or
+  `operator_networks` is named; then the router's admin services answer only there, and
+  `other_local` lets the rest (the uplink) have only the replies to the router's own
+  connections, ICMP and DHCP.
+- `refuse`: refused at once, tcp reset, else icmp admin-prohibited, so phones notice fast.
+- `postrouting_nat`: with `masquerade_interface`, what the LAN sends out through the uplink
+  leaves with the router's address there (the ISP's modem has no route back to lan_prefix).
 
 The walled garden is two sets: `garden`, kept by hotspotd, and `garden_dns`, which dnsmasq's
 `nftset=` fills with the addresses of garden names as it resolves them. dnsmasq gives those no
 timeout, so the set has its own (`GARDEN_DNS_TIMEOUT`, renewed by each packet to the address):
 an address nobody uses any more goes.
-- `lan_local` (input, from the LAN to the router itself): over IPv6 only neighbour discovery
-  and DHCPv6 (logging in is for IPv4, so over IPv6 the router cannot tell who is logged in).
-  DNS from devices not logged in is limited to `DNS_RATE` per MAC (however many addresses a
-  device gives itself) and to `DNS_RATE_ALL` for all of them together, so no DNS tunnel is
-  free internet; the per-MAC meter is a bounded set, and a MAC it has no room for gets no DNS
-  (fails closed). Phones reach only DHCP, DNS, the portal's ports and ICMP; SSH and anything
-  else the router runs answer only trusted MACs (the operator's own laptop), whether the phone
-  is logged in or not.
-- `refuse`: refused at once, tcp reset, else icmp admin-prohibited, so phones notice fast.
-- `postrouting_nat`: with `masquerade_interface`, what the LAN sends out through the uplink
-  leaves with the router's address there (the ISP's modem has no route back to lan_prefix).
 
 setup() also replaces the sets an earlier version made in another shape (nft changes neither
 a set's type nor its flags in place), in the same transaction as the new rules.
@@ -247,6 +252,8 @@ class NftFirewall:
         garden_ports: Iterable[int] = GARDEN_PORTS,
         garden_dns_timeout: int = GARDEN_DNS_TIMEOUT,
         local_destinations: Iterable[IPv4Network | str] = (),
+        operator_interface: str | None = None,
+        operator_networks: Iterable[IPv4Network | str] = (),
         runner_factory: Callable[[], NftRunner] = default_runner,
     ) -> None:
         if not _IFNAME.match(lan_interface):
@@ -287,6 +294,14 @@ class NftFirewall:
         if not 0 < int(garden_dns_timeout) <= 7 * 86400:
             raise ValueError(f"garden_dns_timeout out of range: {garden_dns_timeout}")
         self._garden_timeout = int(garden_dns_timeout)
+        if operator_interface is not None and (
+            not _IFNAME.match(operator_interface) or operator_interface == lan_interface
+        ):
+            raise ValueError(f"not an operator interface name: {operator_interface!r}")
+        self._operator_if = operator_interface
+        self._operator_nets = list(
+            collapse_addresses(IPv4Network(str(net), strict=True) for net in operator_networks)
+        )
         self._local_ok = list(
             collapse_addresses(IPv4Network(str(net), strict=True) for net in local_destinations)
         )
@@ -514,6 +529,7 @@ class NftFirewall:
             "lan_nat": "",
             "lan_out": "",
             "lan_in": "",
+            "other_local": "",
             "refuse": "",
         }
 
@@ -535,6 +551,21 @@ class NftFirewall:
         tcp_ports = ", ".join(str(p) for p in sorted({*self._local_tcp, 53, self._dns_port or 53}))
         garden_ports = ", ".join(map(str, self._garden_ports))
         private = ", ".join(map(str, PRIVATE_DESTINATIONS))
+        # The router's admin services (SSH, a web UI: anything a phone may not use) answer on
+        # the operator's interface and from the operator's networks only, once either is named;
+        # from the LAN never (lan_local). Unnamed, other interfaces are left as they are.
+        operator_only: list[str] = []
+        if self._operator_if or self._operator_nets:
+            operator_only = [
+                'iifname "lo" accept',
+                *([f'iifname "{self._operator_if}" accept'] if self._operator_if else []),
+                *(
+                    [f"ip saddr {{ {', '.join(map(str, self._operator_nets))} }} accept"]
+                    if self._operator_nets
+                    else []
+                ),
+                "jump other_local",
+            ]
         allowed = ", ".join(map(str, self._local_ok))
         dns_before_login = (
             f"meta l4proto {{ udp, tcp }} th dport {{ {dns_ports} }} "
@@ -542,7 +573,7 @@ class NftFirewall:
         )
         rules = {
             "prerouting_raw": [f"iifname {lan} ether saddr @blocked drop"],
-            "input": [f"iifname {lan} jump lan_local"],
+            "input": [f"iifname {lan} jump lan_local", *operator_only],
             "lan_local": [
                 # IPv6 to the router: neighbour discovery, router solicitations and DHCPv6 (where
                 # the operator switches IPv6 on for option 103), nothing else. Logging in is for
@@ -561,7 +592,8 @@ class NftFirewall:
                 f"{dns_before_login} ether saddr != @dns_meter drop",
                 f"{dns_before_login} limit rate over {self._dns_rate_all.nft()} drop",
                 "ct state established,related accept",
-                "ether saddr @trusted accept",  # the operator's own laptop: SSH and the rest
+                # No SSH nor anything else for a trusted MAC here: a MAC is seen over the air
+                # and cloned in a minute. The operator comes in on operator_interface.
                 "meta l4proto icmp accept",
                 f"udp dport {{ 67, {dns_ports} }} accept",
                 f"tcp dport {{ {tcp_ports} }} accept",
@@ -590,6 +622,7 @@ class NftFirewall:
                 # Not to another phone through the router (that would undo hostapd's client
                 # isolation), nor to private networks beyond the uplink, logged in or not.
                 f"oifname {lan} jump refuse",
+                *([f'oifname "{self._operator_if}" jump refuse'] if self._operator_if else []),
                 f"ip daddr {{ {private} }} "
                 + (f"ip daddr != {{ {allowed} }} " if allowed else "")
                 + "jump refuse",
@@ -613,6 +646,14 @@ class NftFirewall:
                 f"ct state established,related ip saddr {self._portal_ip} accept",
                 "ct state established meta l4proto tcp reject with tcp reset",
                 "drop",
+            ],
+            # Input from the other interfaces (the uplink), once the operator's are named: the
+            # router's own connections, ICMP and DHCP (server and client) only.
+            "other_local": [
+                "ct state established,related accept",
+                "meta l4proto { icmp, ipv6-icmp } accept",
+                "udp dport { 67, 68, 546, 547 } accept",
+                "jump refuse",
             ],
             # Refused at once, so phones notice fast: a tcp reset, else icmp admin-prohibited.
             "refuse": [

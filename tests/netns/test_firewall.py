@@ -28,6 +28,8 @@ from tests.netns.lab import (
     UPSTREAM,
     UPSTREAM6,
     Lab,
+    delete_namespace,
+    run,
 )
 
 pytestmark = pytest.mark.netns
@@ -611,20 +613,58 @@ def test_a_full_dns_meter_fails_closed(router: Router) -> None:
         small.close()
 
 
-def test_phones_reach_only_the_routers_lan_services(router: Router) -> None:
-    """DHCP, DNS and the portal answer every phone; SSH and the rest only a trusted MAC."""
-    lab = router.lab
-    lab.serve("r", "serve-tcp", "2222", str(lab.log("router-ssh")))  # stands in for sshd
+@pytest.fixture
+def router_ssh(router: Router) -> Iterator[None]:
+    """A TCP service on the router, port 2222 on all its addresses: stands in for sshd."""
+    server = router.lab.serve("r", "serve-tcp", "2222", str(router.lab.log("router-ssh")))
+    try:
+        yield
+    finally:
+        server.kill()
+        server.wait(timeout=5)
 
-    def to_router(role: str, port: int) -> object:
-        return lab.agent(role, "connect", ROUTER_LAN, str(port), timeout=3)["result"]
+
+OPERATOR_ROUTER, OPERATOR_LAPTOP = "10.67.0.1", "10.67.0.2"
+
+
+@pytest.fixture
+def operator_network(router: Router) -> Iterator[str]:
+    """The operator's own network (hostapd's second SSID): `op0` on the router, one laptop in
+    a namespace of its own, made and removed here. Yields the laptop's role."""
+    lab = router.lab
+    name = lab.ns("op")
+    run("ip", "netns", "add", name)
+    try:
+        run("ip", "-n", name, "link", "set", "lo", "up")
+        run("ip", "-n", lab.ns("r"), "link", "add", "op0", "type", "veth", "peer", "name",
+            "eth0", "netns", name)  # fmt: skip
+        run("ip", "-n", lab.ns("r"), "addr", "add", f"{OPERATOR_ROUTER}/24", "dev", "op0")
+        run("ip", "-n", lab.ns("r"), "link", "set", "op0", "up")
+        run("ip", "-n", name, "addr", "add", f"{OPERATOR_LAPTOP}/24", "dev", "eth0")
+        run("ip", "-n", name, "link", "set", "eth0", "up")
+        run("ip", "-n", name, "route", "add", "default", "via", OPERATOR_ROUTER)
+        yield "op"
+    finally:
+        delete_namespace(name)  # takes op0 with it
+
+
+def test_phones_reach_only_the_routers_lan_services(router: Router, router_ssh: None) -> None:
+    """DHCP, DNS and the portal answer every phone; SSH and the rest none, trusted or not."""
+    lab = router.lab
+
+    def to_router(role: str, port: int, address: str = ROUTER_LAN) -> object:
+        return lab.agent(role, "connect", address, str(port), timeout=3)["result"]
 
     assert to_router("p1", PORTAL_PORT) == "connected"
     assert lab.agent("p1", "dns", ROUTER_LAN, "53", timeout=1.5)["answer"]
     assert to_router("p1", 2222) == "refused"  # not logged in
     authorize(router, PHONE1, trusted=frozenset({PHONE2.mac}))
     assert to_router("p1", 2222) == "refused"  # logged in: still a resident, not the operator
-    assert to_router("p2", 2222) == "connected"  # the operator's trusted laptop
+    # A trusted MAC passes the portal, but opens no router service: MACs can be cloned. Nor
+    # does any other of the router's addresses answer from the LAN.
+    assert http(lab, "p2")["body"] == "UPSTREAM"
+    assert to_router("p2", 2222) == "refused"
+    assert to_router("p2", 2222, ROUTER_WAN) == "refused"
     assert to_router("p1", PORTAL_PORT) == "connected"
     assert lab.agent("p1", "rtt", ROUTER_LAN, "2")["lost"] == 0  # ICMP echo answers
     with_https = NftFirewall(
@@ -638,6 +678,64 @@ def test_phones_reach_only_the_routers_lan_services(router: Router) -> None:
         with_https.close()
     with pytest.raises(ValueError, match="local_tcp_ports"):
         NftFirewall(lan_interface="lan0", portal_ip=ROUTER_LAN, local_tcp_ports=[70000])
+
+
+def test_router_admin_services_answer_only_the_operators_interface_or_networks(
+    router: Router, router_ssh: None, operator_network: str
+) -> None:
+    lab = router.lab
+    laptop = operator_network
+
+    def ssh(role: str, address: str) -> object:
+        answer = lab.agent(role, "connect", address, "2222", timeout=3)
+        assert answer["result"] != "refused" or answer["elapsed"] < 1.0, answer  # refused fast
+        return answer["result"]
+
+    def firewall(**operator: object) -> NftFirewall:
+        fw = NftFirewall(
+            lan_interface="lan0", portal_ip=ROUTER_LAN, portal_port=PORTAL_PORT,
+            **operator,  # type: ignore[arg-type]
+        )  # fmt: skip
+        fw.setup()
+        return fw
+
+    authorize(router, PHONE1, trusted=frozenset({PHONE2.mac}))
+    # Nothing named: the LAN is refused, whatever the MAC; other interfaces are left alone.
+    assert ssh("p2", ROUTER_LAN) == "refused"
+    assert ssh(laptop, OPERATOR_ROUTER) == "connected"
+    assert ssh("up", ROUTER_WAN) == "connected"
+    by_interface = firewall(operator_interface="op0")
+    try:
+        assert ssh(laptop, OPERATOR_ROUTER) == "connected"
+        assert ssh(laptop, ROUTER_LAN) == "connected"  # any of the router's addresses
+        assert ssh("p2", OPERATOR_ROUTER) == "refused"  # the operator's address, from the LAN
+        assert ssh("up", ROUTER_WAN) == "refused"  # the uplink is not the operator's
+        assert lab.agent("up", "rtt", ROUTER_WAN, "2")["lost"] == 0  # ICMP still answers
+        # The router's own connections out through the uplink still get their replies.
+        assert lab.agent("r", "connect", UPSTREAM, str(TCP_PORT))["result"] == "connected"
+        assert http(lab, "p1")["body"] == "UPSTREAM"
+    finally:
+        by_interface.close()
+    by_network = firewall(operator_networks=[f"{UPSTREAM}/32"])  # e.g. the office upstream
+    try:
+        assert ssh("up", ROUTER_WAN) == "connected"
+        assert ssh(laptop, OPERATOR_ROUTER) == "refused"  # op0 is not named now
+        assert ssh("p2", ROUTER_LAN) == "refused"
+    finally:
+        by_network.close()
+    # Phones are never forwarded into the operator's network, even were it allowed.
+    laptop_service = lab.serve(laptop, "serve-tcp", "9200", str(lab.log("op-tcp")))
+    into = firewall(operator_interface="op0", local_destinations=["10.67.0.0/24"])
+    try:
+        answer = lab.agent("p1", "connect", OPERATOR_LAPTOP, "9200", timeout=3)
+        assert answer["result"] == "refused", answer
+        assert lab.agent(laptop, "connect", OPERATOR_ROUTER, "2222")["result"] == "connected"
+    finally:
+        into.close()
+        laptop_service.kill()
+        laptop_service.wait(timeout=5)
+    with pytest.raises(ValueError, match="operator interface"):
+        NftFirewall(lan_interface="lan0", portal_ip=ROUTER_LAN, operator_interface="lan0")
 
 
 def test_masquerade_behind_the_uplink_keeps_counting_each_phone(router: Router) -> None:

@@ -30,6 +30,7 @@ def test_example_file_parses_into_the_documented_values() -> None:
     assert cfg.network.garden_ports == (80, 443)
     assert cfg.network.garden_dns_timeout_s == 3600
     assert cfg.network.local_destinations == ()
+    assert cfg.network.operator_interface is None and cfg.network.operator_networks == ()
     assert cfg.portal.address == ipaddress.IPv4Address("10.66.0.1")
     assert cfg.free.enabled is False
     assert cfg.free.time_s == 1800 and cfg.free.data_bytes == 100_000_000
@@ -129,6 +130,26 @@ def test_named_file_that_is_missing_is_an_error(
             "network.local_destinations",
             "inside lan_prefix",
         ),
+        (
+            '[network]\noperator_interface = "wlan0"\n',
+            "network.operator_interface",
+            "must differ from lan_interface",
+        ),
+        (
+            '[network]\noperator_interface = "wlan1; ssh"\n',
+            "network.operator_interface",
+            "not an interface name",
+        ),
+        (
+            '[network]\noperator_networks = ["10.66.0.0/24"]\n',
+            "network.operator_networks",
+            "overlaps lan_prefix",
+        ),
+        (
+            '[network]\noperator_networks = ["10.67.0.1/24"]\n',
+            "network.operator_networks",
+            "host bits set",
+        ),
     ],
 )
 def test_bad_values_name_file_key_and_reason(
@@ -177,3 +198,13 @@ def test_local_destinations_are_networks(tmp_path: Path) -> None:
         ipaddress.IPv4Network("192.168.1.10/32"),
         ipaddress.IPv4Network("172.20.0.0/16"),
     )
+
+
+def test_operator_interface_and_networks(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[network]\noperator_interface = "wlan0_1"\noperator_networks = ["192.168.1.0/24"]\n',
+    )
+    network = config.load(path).network
+    assert network.operator_interface == "wlan0_1"
+    assert network.operator_networks == (ipaddress.IPv4Network("192.168.1.0/24"),)
