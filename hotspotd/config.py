@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from hotspotd.core import units
 from hotspotd.errors import ConfigError
+from hotspotd.net.firewall import PRIVATE_DESTINATIONS
 
 DEFAULT_PATH = Path("/etc/hotspot/hotspot.toml")
 DEFAULT_DATABASE_URL = "sqlite:////var/lib/hotspot/hotspot.db"
@@ -52,6 +53,18 @@ class NetworkConfig:
     # The LAN's private addresses leave through wan_interface as the router's (masquerade).
     # Off only where the upstream routes lan_prefix back to this router itself.
     masquerade: bool = True
+    # What a device not logged in may open on a walled-garden address (tcp ports).
+    garden_ports: tuple[int, ...] = (80, 443)
+    # How long an address dnsmasq's nftset= put in the garden stays after its last use.
+    garden_dns_timeout_s: int = 3600
+    # Private destinations (PRIVATE_DESTINATIONS) phones may still be forwarded to: a village's
+    # own server. Everything else private is refused, as is the LAN itself (phone to phone).
+    local_destinations: tuple[ipaddress.IPv4Network, ...] = ()
+    # Where the router's admin services (SSH, a web UI) answer: the operator's own interface
+    # (hostapd's second SSID) and networks (e.g. an office behind the uplink). Never the LAN,
+    # trusted MAC or not. With neither named, interfaces other than the LAN are left alone.
+    operator_interface: str | None = None
+    operator_networks: tuple[ipaddress.IPv4Network, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -181,9 +194,8 @@ class _Table:
 
 
 def _type_name(kind: type) -> str:
-    return {str: "a string", int: "an integer", bool: "true or false", float: "a number"}.get(
-        kind, kind.__name__
-    )
+    names = {str: "a string", int: "an integer", bool: "true or false", float: "a number"}
+    return {**names, list: "a list"}.get(kind, kind.__name__)
 
 
 def _interface(table: _Table, name: str, default: str | None) -> str | None:
@@ -195,6 +207,29 @@ def _interface(table: _Table, name: str, default: str | None) -> str | None:
     if not _IFNAME.match(value):
         raise table.fail(name, f"not an interface name: {value!r}")
     return value
+
+
+def _ports(table: _Table, name: str, default: tuple[int, ...]) -> tuple[int, ...]:
+    value = table.get(name, list, list(default))
+    if not value:
+        raise table.fail(name, "give at least one port, e.g. [80, 443]")
+    for port in value:
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            raise table.fail(name, f"ports are integers from 1 to 65535, got {port!r}")
+    return tuple(sorted(set(value)))
+
+
+def _networks(table: _Table, name: str) -> tuple[ipaddress.IPv4Network, ...]:
+    """A list of IPv4 networks ("192.168.1.10/32", or a plain address for /32)."""
+    result = []
+    for item in table.get(name, list, []):
+        if not isinstance(item, str):
+            raise table.fail(name, f"expected IPv4 networks as strings, got {item!r}")
+        try:
+            result.append(ipaddress.IPv4Network(item, strict=True))
+        except ValueError as exc:
+            raise table.fail(name, f'not an IPv4 network: {exc} (e.g. "192.168.1.10/32")') from None
+    return tuple(result)
 
 
 def parse(data: Mapping[str, Any], source: str) -> Config:
@@ -233,7 +268,42 @@ def parse(data: Mapping[str, Any], source: str) -> Config:
         uplink_up_bps=t.parsed("uplink_up", units.parse_rate, d_n.uplink_up_bps, "a rate"),
         manage_forwarding=t.get("manage_forwarding", bool, d_n.manage_forwarding),
         masquerade=t.get("masquerade", bool, d_n.masquerade),
+        garden_ports=_ports(t, "garden_ports", d_n.garden_ports),
+        garden_dns_timeout_s=t.parsed(
+            "garden_dns_timeout", units.parse_duration, d_n.garden_dns_timeout_s, "a duration"
+        ),
+        local_destinations=_networks(t, "local_destinations"),
+        operator_interface=_interface(t, "operator_interface", None),
+        operator_networks=_networks(t, "operator_networks"),
     )
+    if network.operator_interface is not None and network.operator_interface in (
+        network.lan_interface,
+        network.wan_interface,
+    ):
+        raise t.fail(
+            "operator_interface",
+            "must differ from lan_interface and wan_interface (name the uplink's operators in "
+            "operator_networks)",
+        )
+    for net in network.operator_networks:
+        if net.overlaps(lan_prefix):
+            raise t.fail(
+                "operator_networks",
+                f"{net} overlaps lan_prefix: any phone can take an address there",
+            )
+    for net in network.local_destinations:
+        if net.overlaps(lan_prefix):
+            raise t.fail(
+                "local_destinations", f"{net} is inside lan_prefix: phones never reach each other"
+            )
+        if not any(net.subnet_of(private) for private in PRIVATE_DESTINATIONS):
+            ranges = ", ".join(map(str, PRIVATE_DESTINATIONS))
+            raise t.fail(
+                "local_destinations",
+                f"{net} is not within the private ranges ({ranges}): nothing to allow",
+            )
+    if not 60 <= network.garden_dns_timeout_s <= 86400:
+        raise t.fail("garden_dns_timeout", "between 1m and 1d")
     if network.wan_interface == network.lan_interface:
         raise t.fail("wan_interface", "must differ from lan_interface")
     t.finish()

@@ -844,6 +844,11 @@ def build_adapters(cfg: config_mod.Config) -> tuple[Firewall, Shaper, MacOf]:
         masquerade_interface=uplink_for_masquerade(cfg),
         # the router's own services a phone may reach: DHCP, DNS and the portal's ports
         local_tcp_ports=(cfg.portal.https_port,) if cfg.portal.https else (),
+        garden_ports=cfg.network.garden_ports,
+        garden_dns_timeout=cfg.network.garden_dns_timeout_s,
+        local_destinations=cfg.network.local_destinations,
+        operator_interface=cfg.network.operator_interface,
+        operator_networks=cfg.network.operator_networks,
     )
     shaper = TcShaper(lan_interface=cfg.network.lan_interface, lan_prefix=cfg.network.lan_prefix)
     return firewall, shaper, _mac_lookup(cfg)

@@ -9,7 +9,9 @@ control socket), dnsmasq (DHCP with option 114, DNS forwarded only to hs-net's r
 walled garden by name with `nftset=`) and hotspot-portal (waitress, as user `hotspot`). The
 phones get their addresses by DHCP (dhclient with our own hook, which never touches the host's
 resolv.conf or hostname). hs-net is the lab's "internet": a resolver that knows a few names
-and a web server; nothing in the lab reaches any other address.
+and a web server; nothing in the lab reaches any other address. Its 198.18.0.0/24 (the
+benchmarking range) is outside the private ranges the firewall never forwards phones to, so the
+lab needs no network.local_destinations.
 
 Everything the lab writes lives in `var/lab/` of the clone, plus `/etc/netns/hs-phoneN/`
 (the phones' resolv.conf). `down()` stops every process inside our namespaces (found by
@@ -451,7 +453,7 @@ state_dir = "{self.state}"
             "router-dnsmasq", ROUTER, f"--interface={LAN_IF}", f"--server={NET_DNS}",
             "--domain-needed", "--bogus-priv",
             f"--address=/{PORTAL_HOST}/{LAN_ADDR}", f"--local=/{PORTAL_HOST}/",
-            f"--nftset=/{GARDEN_HOST}/4#inet#hotspot#garden_dns",
+            f"--nftset=/{GARDEN_HOST}/4#inet#hotspot#garden_dns", "--max-cache-ttl=3600",
             f"--dhcp-range={DHCP_RANGE[0]},{DHCP_RANGE[1]},255.255.0.0,12h",
             f"--dhcp-option-force=114,{self.captive_api}",
             "--dhcp-authoritative", "--no-ping", "--log-dhcp",

@@ -14,18 +14,39 @@ between a deauthorize and an entry's deletion, nor re-create an entry afterwards
 - `prerouting_raw` (before conntrack): a blocked MAC gets nothing, not even the portal.
 - `lan_nat`: an unauthorized device's tcp/80 goes to the portal (DNAT).
 - `lan_out` (forwarded, from the LAN): IPv6 is refused first (no way around the portal; the
-  hotspot does not route IPv6); then authorized (IP and MAC together), trusted MACs, the portal
-  and the walled garden pass; the rest is refused at once: tcp reset, else icmp
-  admin-prohibited, so phones notice fast.
-- `lan_in` (forwarded, towards the LAN): authorized addresses, replies from the garden and to
-  connections of trusted MACs (ct mark) pass; other established tcp gets a reset so the far end
-  stops too; the rest is dropped.
-- `lan_local` (input, from the LAN to the router itself): DNS from devices not logged in is
-  limited to `DNS_RATE` per address (no DNS tunnel for free internet); phones reach only
-  DHCP, DNS, the portal's ports and ICMP; SSH and anything else the router runs answer only
-  trusted MACs (the operator's own laptop), whether the phone is logged in or not.
+  hotspot does not route IPv6); so are, logged in or not, other phones through the router (by
+  interface: hostapd's client isolation stays whole), the operator's interface, and private
+  destinations beyond the uplink (`PRIVATE_DESTINATIONS`: the modem's admin page, the
+  upstream's LAN) except the `local_destinations` allowed; then authorized (IP and MAC
+  together), trusted MACs, the portal and the walled garden (tcp `GARDEN_PORTS` only: web
+  pages, no other port, no UDP) pass; the rest is refused.
+- `lan_in` (forwarded, towards the LAN): authorized addresses, replies from the garden's ports
+  and to connections of trusted MACs (ct mark) pass; other established tcp gets a reset so the
+  far end stops too; the rest is dropped.
+- `lan_local` (input, from the LAN to the router itself, whichever of its addresses): over
+  IPv6 only neighbour discovery and DHCPv6 (logging in is for IPv4, so over IPv6 the router
+  cannot tell who is logged in). DNS from devices not logged in is limited to `DNS_RATE` per
+  MAC (however many addresses a device gives itself) and to `DNS_RATE_ALL` for all of them
+  together, so no DNS tunnel is free internet; the per-MAC meter is a bounded set, and a MAC
+  it has no room for gets no DNS (fails closed). Phones reach only DHCP, DNS, the portal's
+  ports and ICMP, logged in, trusted or not: a MAC is seen over the air and cloned, so it
+  opens no SSH nor anything else the router runs. Trusted MACs pass the portal for
+  forwarding only.
+- `input`, from any other interface: left alone, unless `operator_interface` or
+  `operator_networks` is named; then the router's admin services answer only there, and
+  `other_local` lets the rest (the uplink) have only the replies to the router's own
+  connections, ICMP and DHCP.
+- `refuse`: refused at once, tcp reset, else icmp admin-prohibited, so phones notice fast.
 - `postrouting_nat`: with `masquerade_interface`, what the LAN sends out through the uplink
   leaves with the router's address there (the ISP's modem has no route back to lan_prefix).
+
+The walled garden is two sets: `garden`, kept by hotspotd, and `garden_dns`, which dnsmasq's
+`nftset=` fills with the addresses of garden names as it resolves them. dnsmasq gives those no
+timeout, so the set has its own (`GARDEN_DNS_TIMEOUT`, renewed by each packet to the address):
+an address nobody uses any more goes.
+
+setup() also replaces the sets an earlier version made in another shape (nft changes neither
+a set's type nor its flags in place), in the same transaction as the new rules.
 
 Two counter sets, `auth_up` (`ipv4_addr . ether_addr`) and `auth_down` (`ipv4_addr`), are only
 looked up in the forward chains, so each forwarded byte is counted once; a third plain set
@@ -44,7 +65,8 @@ import struct
 import subprocess
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from ipaddress import IPv4Address
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network, collapse_addresses
 from typing import Protocol
 
 from hotspotd.core.ports import Counters, DeviceKey, FirewallChange, FirewallState
@@ -159,8 +181,55 @@ def default_runner() -> NftRunner:
         return NftCommand()
 
 
-# DNS queries a device that is not logged in may send the router, per address.
-DNS_RATE = "20/second burst 100 packets"
+@dataclass(frozen=True)
+class RateLimit:
+    """Packets a second after a burst, checked here so the nft text holds only integers."""
+
+    per_second: int
+    burst: int
+
+    def __post_init__(self) -> None:
+        for name in ("per_second", "burst"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= 10**6:
+                raise ValueError(f"rate limit {name} out of range: {value!r}")
+
+    def nft(self) -> str:
+        return f"{self.per_second}/second burst {self.burst} packets"
+
+
+# DNS a device that is not logged in may send the router, per device (its MAC: a phone can
+# give itself many addresses but has one MAC on the air, and a cloned MAC shares the bucket).
+DNS_RATE = RateLimit(20, 100)
+# ... and all such devices together: one device cycling through made-up MACs gets no more than
+# this, so a DNS tunnel stays a trickle however it is spread. A village's phones joining at
+# once send far less: a phone's burst at connect is some 20-50 queries.
+DNS_RATE_ALL = RateLimit(200, 1000)
+# How many devices not logged in the per-device meter remembers at once (each for a minute).
+DNS_METER_SIZE = 65536
+
+# Destinations no phone is forwarded to, logged in or not: the operator's and the upstream's
+# private networks (the ISP modem's admin page), link-local and the ISP's shared (CGNAT)
+# space. Whatever a village must reach there goes in `local_destinations`. Other phones are
+# refused by interface (LAN to LAN), whatever their addresses; the router's own addresses are
+# input, not forwarding (`lan_local`).
+PRIVATE_DESTINATIONS = tuple(
+    IPv4Network(net)
+    for net in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10")
+)
+
+# What a device not logged in may open in the walled garden: web pages, nothing else.
+GARDEN_PORTS = (80, 443)
+# How long an address dnsmasq put in `garden_dns` stays there after it was added or last used.
+# dnsmasq 2.90's nftset= adds a bare element (`add element ... { addr }`: no timeout, and the
+# record's TTL is not passed on), and only when it fetches the name upstream, not when it
+# answers from its cache; re-adding an element already there does not renew its timeout
+# (kernel 6.18). So the set cannot follow each record's TTL: its own default timeout ends
+# what nobody uses any more, and each packet a phone sends to the address renews it, so a
+# garden site in use does not close while dnsmasq still answers from its cache. Keep dnsmasq's
+# max-cache-ttl at most this long (config/dnsmasq.conf.example), so a name is fetched anew,
+# and re-added, before an idle address can have gone.
+GARDEN_DNS_TIMEOUT = 3600
 
 
 class NftFirewall:
@@ -177,6 +246,14 @@ class NftFirewall:
         masquerade_interface: str | None = None,
         local_tcp_ports: Iterable[int] = (),
         trusted_ct_mark: int = 0x00400000,
+        dns_rate: RateLimit = DNS_RATE,
+        dns_rate_all: RateLimit = DNS_RATE_ALL,
+        dns_meter_size: int = DNS_METER_SIZE,
+        garden_ports: Iterable[int] = GARDEN_PORTS,
+        garden_dns_timeout: int = GARDEN_DNS_TIMEOUT,
+        local_destinations: Iterable[IPv4Network | str] = (),
+        operator_interface: str | None = None,
+        operator_networks: Iterable[IPv4Network | str] = (),
         runner_factory: Callable[[], NftRunner] = default_runner,
     ) -> None:
         if not _IFNAME.match(lan_interface):
@@ -203,6 +280,31 @@ class NftFirewall:
             raise ValueError(f"local_tcp_ports out of range: {sorted(ports)}")
         self._local_tcp = sorted(ports)
         self._mark = trusted_ct_mark
+        if not isinstance(dns_rate, RateLimit) or not isinstance(dns_rate_all, RateLimit):
+            raise ValueError("dns_rate and dns_rate_all must be RateLimit values")
+        if not 0 < int(dns_meter_size) <= 2**20:
+            raise ValueError(f"dns_meter_size out of range: {dns_meter_size}")
+        self._dns_rate = dns_rate
+        self._dns_rate_all = dns_rate_all
+        self._dns_meter_size = int(dns_meter_size)
+        garden = sorted({int(p) for p in garden_ports})
+        if not garden or any(not 0 < p < 65536 for p in garden):
+            raise ValueError(f"garden_ports must be 1 to 65535, at least one: {garden}")
+        self._garden_ports = garden
+        if not 0 < int(garden_dns_timeout) <= 7 * 86400:
+            raise ValueError(f"garden_dns_timeout out of range: {garden_dns_timeout}")
+        self._garden_timeout = int(garden_dns_timeout)
+        if operator_interface is not None and (
+            not _IFNAME.match(operator_interface) or operator_interface == lan_interface
+        ):
+            raise ValueError(f"not an operator interface name: {operator_interface!r}")
+        self._operator_if = operator_interface
+        self._operator_nets = list(
+            collapse_addresses(IPv4Network(str(net), strict=True) for net in operator_networks)
+        )
+        self._local_ok = list(
+            collapse_addresses(IPv4Network(str(net), strict=True) for net in local_destinations)
+        )
         self._runner_factory = runner_factory
         self._runner: NftRunner | None = None
         self._reader: NftRunner | None = None  # second context: read both counter sets at once
@@ -215,7 +317,43 @@ class NftFirewall:
 
     def setup(self) -> None:
         """Create or update our table in one transaction; set elements survive (restart-safe)."""
-        self._run(self.ruleset())
+        self._run(self._earlier_shapes() + self.ruleset())
+
+    def _earlier_shapes(self) -> str:
+        """What removes the sets an earlier version made in another shape, before ruleset().
+
+        nft refuses to change a set's type or flags in place ("File exists"), and a set cannot
+        go while rules refer to it; so the chains are flushed first, in the same transaction
+        as the new ruleset: nothing is ever open in between.
+        """
+        t = f"inet {self._table}"
+        stale = []
+        kept: list[str] = []
+        try:
+            listing = self._run(f"list set {t} garden_dns\n")
+        except AdapterError:
+            listing = ""  # no table yet
+        if listing and not re.search(r"^\s*timeout \S+$", listing, re.M):
+            stale.append("garden_dns")  # without a timeout (until it had one): keep its addresses
+            kept = _elements(listing, _IPV4)
+        try:
+            self._run(f"list set {t} dns_rate\n")  # per address (until it was per MAC)
+            stale.append("dns_rate")
+        except AdapterError:
+            pass  # no such set, or no table yet
+        if not stale:
+            return ""
+        lines = [f"add table {t}"]
+        for name, hook in self._chains().items():
+            lines.append(f"add chain {t} {name} {{ {hook} }}" if hook else f"add chain {t} {name}")
+            lines.append(f"flush chain {t} {name}")
+        lines.extend(f"delete set {t} {name}" for name in stale)
+        lines.append(f"add set {t} garden_dns {self._garden_dns_shape()}")
+        _element_line(lines, "add", t, "garden_dns", kept)
+        return "\n".join(lines) + "\n"
+
+    def _garden_dns_shape(self) -> str:
+        return f"{{ type ipv4_addr; flags dynamic, timeout; timeout {self._garden_timeout}s; }}"
 
     def teardown(self) -> None:
         # "add" first makes the delete succeed whether or not the table exists.
@@ -378,14 +516,10 @@ class NftFirewall:
             macs_of.setdefault(key.ip, set()).add(key.mac)
         self._macs_of = macs_of
 
-    def ruleset(self) -> str:
-        """The nft script setup() runs. Loaded at boot (e.g. from /etc/nftables.conf) it closes
-        the door before hotspotd starts: with no table at all, the router forwards everyone."""
-        t = f"inet {self._table}"
-        lan = f'"{self._lan}"'
-        portal = f"{self._portal_ip}:{self._portal_port}"
-        mark = f"0x{self._mark:08x}"
-        chains = {
+    @staticmethod
+    def _chains() -> dict[str, str]:
+        """Our chains and, for base chains, their hooks."""
+        return {
             "prerouting_raw": "type filter hook prerouting priority raw; policy accept;",
             "prerouting_nat": "type nat hook prerouting priority dstnat; policy accept;",
             "forward": "type filter hook forward priority filter; policy accept;",
@@ -395,7 +529,18 @@ class NftFirewall:
             "lan_nat": "",
             "lan_out": "",
             "lan_in": "",
+            "other_local": "",
+            "refuse": "",
         }
+
+    def ruleset(self) -> str:
+        """The nft script setup() runs. Loaded at boot (e.g. from /etc/nftables.conf) it closes
+        the door before hotspotd starts: with no table at all, the router forwards everyone."""
+        t = f"inet {self._table}"
+        lan = f'"{self._lan}"'
+        portal = f"{self._portal_ip}:{self._portal_port}"
+        mark = f"0x{self._mark:08x}"
+        chains = self._chains()
         nat_dns: list[str] = []
         if self._dns_port is not None:
             nat_dns = [
@@ -404,23 +549,55 @@ class NftFirewall:
             ]
         dns_ports = ", ".join(str(p) for p in sorted({53, self._dns_port or 53}))
         tcp_ports = ", ".join(str(p) for p in sorted({*self._local_tcp, 53, self._dns_port or 53}))
+        garden_ports = ", ".join(map(str, self._garden_ports))
+        private = ", ".join(map(str, PRIVATE_DESTINATIONS))
+        # The router's admin services (SSH, a web UI: anything a phone may not use) answer on
+        # the operator's interface and from the operator's networks only, once either is named;
+        # from the LAN never (lan_local). Unnamed, other interfaces are left as they are.
+        operator_only: list[str] = []
+        if self._operator_if or self._operator_nets:
+            operator_only = [
+                'iifname "lo" accept',
+                *([f'iifname "{self._operator_if}" accept'] if self._operator_if else []),
+                *(
+                    [f"ip saddr {{ {', '.join(map(str, self._operator_nets))} }} accept"]
+                    if self._operator_nets
+                    else []
+                ),
+                "jump other_local",
+            ]
+        allowed = ", ".join(map(str, self._local_ok))
+        dns_before_login = (
+            f"meta l4proto {{ udp, tcp }} th dport {{ {dns_ports} }} "
+            "ip saddr . ether saddr != @auth ether saddr != @trusted"
+        )
         rules = {
             "prerouting_raw": [f"iifname {lan} ether saddr @blocked drop"],
-            "input": [f"iifname {lan} jump lan_local"],
+            "input": [f"iifname {lan} jump lan_local", *operator_only],
             "lan_local": [
-                # Before login, DNS is slowed per address (before the established accept: a
-                # tunnel reusing one socket would be "established"). A phone's burst at connect
-                # fits; a DNS tunnel for free internet gets a few kB/s.
-                f"meta l4proto {{ udp, tcp }} th dport {{ {dns_ports} }} "
-                "ip saddr . ether saddr != @auth ether saddr != @trusted "
-                f"update @dns_rate {{ ip saddr limit rate over {DNS_RATE} }} drop",
+                # IPv6 to the router: neighbour discovery, router solicitations and DHCPv6 (where
+                # the operator switches IPv6 on for option 103), nothing else. Logging in is for
+                # IPv4, so over IPv6 the router cannot tell who is logged in: DNS over IPv6
+                # (to its link-local address, say) would be DNS without any limit.
+                "meta nfproto ipv6 meta l4proto ipv6-icmp accept",
+                "meta nfproto ipv6 udp dport 547 accept",
+                "meta nfproto ipv6 jump refuse",
+                # Before login, DNS is slowed per MAC, then for all devices not logged in
+                # together (before the established accept: a tunnel reusing one socket would be
+                # "established"). A phone's burst at connect fits; a DNS tunnel for free internet
+                # gets a few kB/s. The meter's set is bounded: once full, a MAC it cannot add
+                # gets no DNS at all (the update only fails, it would not drop by itself).
+                f"{dns_before_login} update @dns_meter "
+                f"{{ ether saddr limit rate over {self._dns_rate.nft()} }} drop",
+                f"{dns_before_login} ether saddr != @dns_meter drop",
+                f"{dns_before_login} limit rate over {self._dns_rate_all.nft()} drop",
                 "ct state established,related accept",
-                "ether saddr @trusted accept",  # the operator's own laptop: SSH and the rest
-                "meta l4proto { icmp, ipv6-icmp } accept",
+                # No SSH nor anything else for a trusted MAC here: a MAC is seen over the air
+                # and cloned in a minute. The operator comes in on operator_interface.
+                "meta l4proto icmp accept",
                 f"udp dport {{ 67, {dns_ports} }} accept",
                 f"tcp dport {{ {tcp_ports} }} accept",
-                "meta l4proto tcp reject with tcp reset",
-                "reject with icmpx admin-prohibited",
+                "jump refuse",
             ],
             "prerouting_nat": [f"iifname {lan} jump lan_nat"],
             "forward": [f"iifname {lan} jump lan_out", f"oifname {lan} jump lan_in"],
@@ -436,29 +613,52 @@ class NftFirewall:
                 "ether saddr @trusted return",
                 "ip saddr . ether saddr @auth return",
                 *nat_dns,
-                "ip daddr @garden return",
-                "ip daddr @garden_dns return",
+                f"ip daddr @garden tcp dport {{ {garden_ports} }} return",
+                f"ip daddr @garden_dns tcp dport {{ {garden_ports} }} return",
                 f"tcp dport 80 dnat ip to {portal}",
             ],
             "lan_out": [
-                "meta nfproto ipv6 meta l4proto tcp reject with tcp reset",
-                "meta nfproto ipv6 reject with icmpv6 admin-prohibited",
+                "meta nfproto ipv6 jump refuse",
+                # Not to another phone through the router (that would undo hostapd's client
+                # isolation), nor to private networks beyond the uplink, logged in or not.
+                f"oifname {lan} jump refuse",
+                *([f'oifname "{self._operator_if}" jump refuse'] if self._operator_if else []),
+                f"ip daddr {{ {private} }} "
+                + (f"ip daddr != {{ {allowed} }} " if allowed else "")
+                + "jump refuse",
                 "ip saddr . ether saddr @auth_up accept",
                 f"ether saddr @trusted ct mark set ct mark or {mark} accept",
                 f"ip daddr {self._portal_ip} accept",
-                "ip daddr @garden accept",
-                "ip daddr @garden_dns accept",
-                "meta l4proto tcp reject with tcp reset",
-                "reject with icmpx admin-prohibited",
+                f"ip daddr @garden tcp dport {{ {garden_ports} }} accept",
+                # Each packet renews the address's timeout (see GARDEN_DNS_TIMEOUT); only an
+                # address already there: the lookup comes first.
+                f"ip daddr @garden_dns tcp dport {{ {garden_ports} }} "
+                "update @garden_dns { ip daddr } accept",
+                "jump refuse",
             ],
             "lan_in": [
                 "ip daddr @auth_down accept",
                 f"ct state established,related ct mark and {mark} == {mark} accept",
-                "ct state established,related ip saddr @garden accept",
-                "ct state established,related ip saddr @garden_dns accept",
+                f"ct state established ip saddr @garden tcp sport {{ {garden_ports} }} accept",
+                f"ct state established ip saddr @garden_dns tcp sport {{ {garden_ports} }} accept",
+                "ct state related ip saddr @garden accept",  # icmp errors (path MTU)
+                "ct state related ip saddr @garden_dns accept",
                 f"ct state established,related ip saddr {self._portal_ip} accept",
                 "ct state established meta l4proto tcp reject with tcp reset",
                 "drop",
+            ],
+            # Input from the other interfaces (the uplink), once the operator's are named: the
+            # router's own connections, ICMP and DHCP (server and client) only.
+            "other_local": [
+                "ct state established,related accept",
+                "meta l4proto { icmp, ipv6-icmp } accept",
+                "udp dport { 67, 68, 546, 547 } accept",
+                "jump refuse",
+            ],
+            # Refused at once, so phones notice fast: a tcp reset, else icmp admin-prohibited.
+            "refuse": [
+                "meta l4proto tcp reject with tcp reset",
+                "reject with icmpx admin-prohibited",
             ],
         }
         lines = [
@@ -469,8 +669,9 @@ class NftFirewall:
             f"add set {t} trusted {{ type ether_addr; }}",
             f"add set {t} blocked {{ type ether_addr; }}",
             f"add set {t} garden {{ type ipv4_addr; }}",
-            f"add set {t} garden_dns {{ type ipv4_addr; }}",
-            f"add set {t} dns_rate {{ type ipv4_addr; size 65536; flags dynamic; timeout 1m; }}",
+            f"add set {t} garden_dns {self._garden_dns_shape()}",
+            f"add set {t} dns_meter {{ type ether_addr; size {self._dns_meter_size}; "
+            "flags dynamic; timeout 1m; }",
         ]
         for name, hook in chains.items():
             lines.append(f"add chain {t} {name} {{ {hook} }}" if hook else f"add chain {t} {name}")

@@ -13,6 +13,7 @@ import contextlib
 import errno
 import http.server
 import json
+import select
 import socket
 import socketserver
 import sys
@@ -166,19 +167,25 @@ def serve_tcp(port: int, log: str, lifetime: float) -> None:
 
 
 def serve_dns(port: int, log: str, lifetime: float) -> None:
-    """Answers any datagram: enough to tell whether a query got through."""
+    """Answers any datagram, over IPv4 and IPv6: enough to tell whether a query got through."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("0.0.0.0", port))
-    sock.settimeout(0.5)
+    socks = [sock]
+    try:
+        sock6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        sock6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock6.bind(("::", port))
+        socks.append(sock6)
+    except OSError:
+        pass  # no IPv6 in this namespace
     print("ready", flush=True)
     deadline = time.monotonic() + lifetime
     while time.monotonic() < deadline:
-        try:
-            data, peer = sock.recvfrom(2048)
-        except TimeoutError:
-            continue
-        log_line(log, peer[0])
-        sock.sendto(b"ANSWER:" + data, peer)
+        ready, _, _ = select.select(socks, [], [], 0.5)
+        for s in ready:
+            data, peer = s.recvfrom(2048)
+            log_line(log, peer[0].split("%")[0])
+            s.sendto(b"ANSWER:" + data, peer)
 
 
 # -- clients ------------------------------------------------------------------------------------
@@ -215,10 +222,12 @@ def client_connect(host: str, port: int, timeout: float) -> dict[str, Any]:
 
 
 def client_dns(host: str, port: int, timeout: float) -> dict[str, Any]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    """One query; host may be IPv6, link-local with its scope too (fe80::1%eth0)."""
+    family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
+    sock = socket.socket(family, socket.SOCK_DGRAM)
     sock.settimeout(timeout)
     try:
-        sock.connect((host, port))
+        sock.connect(address)
         sock.send(b"\x12\x34query")
         data = sock.recv(2048)
         return {"answer": data.startswith(b"ANSWER:")}

@@ -6,7 +6,9 @@
 
 Names are `hst-<pid>-<role>`, so parallel runs never clash, and a run can tell its own leftovers
 from a crashed earlier run (the pid is gone) and remove them. Traffic stays between these
-namespaces: 198.18.0.0/24 is the benchmarking range, and nothing is routed to the host.
+namespaces: 198.18.0.0/24 is the benchmarking range, and nothing is routed to the host. It is
+also outside the private ranges the firewall never forwards phones to, so the upstream stands
+for the internet as it is, with no allow list.
 Used by tests/netns and scripts/bench_kernel.py.
 """
 
@@ -227,8 +229,9 @@ class Lab:
             else:
                 raise RuntimeError(f"iperf3 on port {port} did not start")
 
-    def serve(self, role: str, *args: str) -> None:
-        """Start an agent server in `role` and wait until it listens."""
+    def serve(self, role: str, *args: str) -> subprocess.Popen[str]:
+        """Start an agent server in `role` and wait until it listens; kill it when done with
+        it, or it listens until the lab goes."""
         proc = subprocess.Popen(
             ["ip", "netns", "exec", self.ns(role), sys.executable, AGENT, *args],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
@@ -238,6 +241,7 @@ class Lab:
         line = proc.stdout.readline()  # the agent prints "ready" once bound
         if line.strip() != "ready":
             raise RuntimeError(f"server {args} in {role} did not start")
+        return proc
 
     def destroy(self) -> None:
         for proc in self.procs:

@@ -27,6 +27,10 @@ def test_example_file_parses_into_the_documented_values() -> None:
     assert cfg.network.lan_interface == "wlan0"
     assert cfg.network.wan_interface is None
     assert cfg.network.uplink_down_bps == 20_000_000
+    assert cfg.network.garden_ports == (80, 443)
+    assert cfg.network.garden_dns_timeout_s == 3600
+    assert cfg.network.local_destinations == ()
+    assert cfg.network.operator_interface is None and cfg.network.operator_networks == ()
     assert cfg.portal.address == ipaddress.IPv4Address("10.66.0.1")
     assert cfg.free.enabled is False
     assert cfg.free.time_s == 1800 and cfg.free.data_bytes == 100_000_000
@@ -101,6 +105,51 @@ def test_named_file_that_is_missing_is_an_error(
         ("[portal]\nworkers = 0\n", "portal.workers", "between 1 and 64"),
         ('[network]\nmasquerade = "yes"\n', "network.masquerade", "expected"),
         ('[portal]\nruntime_dir = "run"\n', "portal.runtime_dir", "absolute path"),
+        ("[network]\ngarden_ports = []\n", "network.garden_ports", "at least one port"),
+        ('[network]\ngarden_ports = ["80"]\n', "network.garden_ports", "integers from 1"),
+        ("[network]\ngarden_ports = 80\n", "network.garden_ports", "expected a list"),
+        ('[network]\ngarden_dns_timeout = "10s"\n', "network.garden_dns_timeout", "between 1m"),
+        (
+            '[network]\nlocal_destinations = ["192.168.1.300/32"]\n',
+            "network.local_destinations",
+            "not an IPv4 network",
+        ),
+        (
+            '[network]\nlocal_destinations = ["192.168.1.10/24"]\n',
+            "network.local_destinations",
+            "host bits set",
+        ),
+        ("[network]\nlocal_destinations = [10]\n", "network.local_destinations", "as strings"),
+        (
+            '[network]\nlocal_destinations = ["8.8.8.8"]\n',
+            "network.local_destinations",
+            "not within the private ranges",
+        ),
+        (
+            '[network]\nlocal_destinations = ["10.66.3.0/24"]\n',
+            "network.local_destinations",
+            "inside lan_prefix",
+        ),
+        (
+            '[network]\noperator_interface = "wlan0"\n',
+            "network.operator_interface",
+            "must differ from lan_interface",
+        ),
+        (
+            '[network]\noperator_interface = "wlan1; ssh"\n',
+            "network.operator_interface",
+            "not an interface name",
+        ),
+        (
+            '[network]\noperator_networks = ["10.66.0.0/24"]\n',
+            "network.operator_networks",
+            "overlaps lan_prefix",
+        ),
+        (
+            '[network]\noperator_networks = ["10.67.0.1/24"]\n',
+            "network.operator_networks",
+            "host bits set",
+        ),
     ],
 )
 def test_bad_values_name_file_key_and_reason(
@@ -141,3 +190,21 @@ def test_portal_https_and_secret_key_file(tmp_path: Path) -> None:
     assert portal.tls_key == Path("/etc/hotspot/p.key") and portal.https_port == 9443
     assert portal.secret_key_file == Path("/var/lib/hotspot/s")
     assert not config.Config().portal.https
+
+
+def test_local_destinations_are_networks(tmp_path: Path) -> None:
+    path = write(tmp_path, '[network]\nlocal_destinations = ["192.168.1.10", "172.20.0.0/16"]\n')
+    assert config.load(path).network.local_destinations == (
+        ipaddress.IPv4Network("192.168.1.10/32"),
+        ipaddress.IPv4Network("172.20.0.0/16"),
+    )
+
+
+def test_operator_interface_and_networks(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[network]\noperator_interface = "wlan0_1"\noperator_networks = ["192.168.1.0/24"]\n',
+    )
+    network = config.load(path).network
+    assert network.operator_interface == "wlan0_1"
+    assert network.operator_networks == (ipaddress.IPv4Network("192.168.1.0/24"),)

@@ -324,7 +324,10 @@ def test_dnsmasq_example_fills_the_firewalls_garden_set() -> None:
     example = (REPO / "config/dnsmasq.conf.example").read_text()
     targets = set(re.findall(r"^nftset=/[^/]+/4#inet#(\w+)#(\w+)$", example, re.M))
     assert targets == {("hotspot", "garden_dns")}
-    assert "add set inet hotspot garden_dns { type ipv4_addr; }" in ruleset
+    assert (
+        "add set inet hotspot garden_dns { type ipv4_addr; flags dynamic, timeout; timeout 3600s; }"
+        in ruleset
+    )
     # Answered here and never forwarded; option 114 for every client; no ping delay.
     for line in ("address=/portal.lan/10.66.0.1", "local=/portal.lan/", "no-ping"):
         assert re.search(rf"^{re.escape(line)}$", example, re.M), line
