@@ -2,7 +2,8 @@
 
 A request is one JSON object on one line: `{"op": "login", "ip": "10.66.0.11", "code": "..."}`.
 An answer is one line: `{"ok": true, "result": {...}}` or
-`{"ok": false, "error": "<stable code>", "message": "<for people>"}`.
+`{"ok": false, "error": "<stable code>", "reason": "<stable reason>", "message": "<for people>"}`;
+callers branch on `error` and `reason`, never on the message.
 
 The server never trusts a peer to be quick or polite: lines are capped in size, reads time out,
 connections are capped in number, and whatever a handler raises becomes an error answer, never
@@ -52,8 +53,16 @@ Handler = Callable[[str, Mapping[str, Any], Peer], Any]
 class ControlError(HotspotError):
     """An error answer from the daemon, as the client sees it."""
 
-    def __init__(self, code: str, message: str, extra: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        extra: Mapping[str, Any] | None = None,
+        *,
+        reason: str | None = None,
+    ) -> None:
         self.code = code
+        self.reason = reason or code
         self.message = message
         self.extra = dict(extra or {})
         super().__init__(f"{message} ({code})")
@@ -61,14 +70,17 @@ class ControlError(HotspotError):
 
 def error_answer(exc: BaseException) -> dict[str, Any]:
     if isinstance(exc, VoucherRejected):
-        return {"ok": False, "error": exc.code, "message": str(exc), "state": exc.state}
+        return {"ok": False, "error": exc.code, "reason": exc.reason, "message": str(exc),
+                "state": exc.state}  # fmt: skip
     if isinstance(exc, ClientError):
-        return {"ok": False, "error": exc.code, "message": str(exc)}
+        return {"ok": False, "error": exc.code, "reason": exc.reason, "message": str(exc)}
     if isinstance(exc, ControlError):
-        return {"ok": False, "error": exc.code, "message": exc.message, **exc.extra}
+        return {"ok": False, "error": exc.code, "reason": exc.reason, "message": exc.message,
+                **exc.extra}  # fmt: skip
     return {
         "ok": False,
         "error": "internal",
+        "reason": "internal",
         "message": "the daemon could not do that; see its log",
     }
 
@@ -220,6 +232,13 @@ class ControlClient:
         except json.JSONDecodeError:
             raise ControlError("bad_answer", "hotspotd gave an unreadable answer") from None
         if not answer.get("ok"):
-            extra = {k: v for k, v in answer.items() if k not in ("ok", "error", "message")}
-            raise ControlError(answer.get("error", "error"), answer.get("message", ""), extra)
+            extra = {
+                k: v for k, v in answer.items() if k not in ("ok", "error", "reason", "message")
+            }
+            raise ControlError(
+                answer.get("error", "error"),
+                answer.get("message", ""),
+                extra,
+                reason=answer.get("reason"),
+            )
         return answer.get("result")

@@ -59,6 +59,7 @@ OPERATOR_OPS = frozenset(
 class NoMac(ClientError):
     status = 409
     code = "no_mac"
+    reason = "no_mac"
 
 
 @dataclass
@@ -599,7 +600,10 @@ class Hotspotd:
 
 def _throttled(wait: int) -> ControlError:
     return ControlError(
-        "throttled", f"too many wrong codes; try again in {wait} seconds", {"retry_after": wait}
+        "throttled",
+        f"too many wrong codes; try again in {wait} seconds",
+        {"retry_after": wait},
+        reason="too_many_wrong",
     )
 
 
@@ -611,6 +615,7 @@ AWAY_MISSES = 2  # unanswered checks in a row before a session ends as "left"
 class UnknownOp(ClientError):
     status = 400
     code = "unknown_op"
+    reason = "unknown_op"
 
 
 class Params:

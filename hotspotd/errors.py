@@ -1,7 +1,9 @@
 """One small exception tree for the whole product.
 
 Client errors carry the HTTP status and the stable socket error code they map to, so the
-portal and the control socket answer them the same way. Adapter errors wrap what the kernel
+portal and the control socket answer them the same way, and a stable machine `reason` that
+says which refusal it is. The web layer picks its translated message by `(code, reason)`, never
+by the English text, so a message can be reworded freely. Adapter errors wrap what the kernel
 or a subprocess said.
 """
 
@@ -28,21 +30,30 @@ class ClientError(HotspotError):
 
     status = 400
     code = "bad_request"
+    reason = "bad_request"  # a class default; a raise site may name a narrower one
+
+    def __init__(self, message: str = "", *, reason: str | None = None) -> None:
+        super().__init__(message)
+        if reason is not None:
+            self.reason = reason
 
 
 class InvalidInput(ClientError):
     status = 400
     code = "invalid"
+    reason = "invalid"
 
 
 class NotFound(ClientError):
     status = 404
     code = "not_found"
+    reason = "not_found"
 
 
 class Conflict(ClientError):
     status = 409
     code = "conflict"
+    reason = "conflict"
 
 
 class VoucherTypo(ClientError):
@@ -50,6 +61,7 @@ class VoucherTypo(ClientError):
 
     status = 400
     code = "typo"
+    reason = "typo"
 
 
 class VoucherRejected(ClientError):
@@ -58,9 +70,9 @@ class VoucherRejected(ClientError):
     status = 403
     code = "voucher_rejected"
 
-    def __init__(self, state: str, message: str) -> None:
+    def __init__(self, state: str, message: str, *, reason: str | None = None) -> None:
         self.state = state
-        super().__init__(message)
+        super().__init__(message, reason=reason or state)
 
 
 class DatabaseNotReady(HotspotError):

@@ -37,6 +37,7 @@ from portal.views import (
     require_device,
     status_of,
     typo_message,
+    unavailable,
 )
 
 bp = Blueprint("captive", __name__)
@@ -142,7 +143,7 @@ def logout() -> ResponseReturnValue:
     try:
         ask("logout", ip=str(ip))
     except Refusal as refusal:
-        if refusal.status != 403:  # not logged in: nothing to do
+        if refusal.reason != "not_logged_in":  # not logged in: nothing to do
             raise
     return redirect(url_for("captive.welcome", out=1), code=303)
 
@@ -172,16 +173,12 @@ def refused(refusal: Refusal) -> ResponseReturnValue:
     return response
 
 
-def _unavailable() -> str:
-    return _("The hotspot service is not running right now. Please try again in a minute.")
-
-
 @bp.app_errorhandler(SQLAlchemyError)
 def database_error(exc: SQLAlchemyError) -> ResponseReturnValue:
     """The database is missing, not migrated or locked too long: a page that says try again."""
     log.error("database error: %s", str(exc).splitlines()[0])
     response = make_response(
-        render_template("error.html", message=_unavailable(), form=None, code=""), 503
+        render_template("error.html", message=unavailable(), form=None, code=""), 503
     )
     response.headers["Retry-After"] = "30"
     return response
@@ -191,7 +188,7 @@ def database_error(exc: SQLAlchemyError) -> ResponseReturnValue:
 def http_error(exc: HTTPException) -> ResponseReturnValue:
     status = exc.code or 400
     if status >= 500:
-        message = _unavailable()
+        message = unavailable()
     elif exc.description == "csrf":
         message = _("This form has expired. Please open the page again and retry.")
     elif status == 404:

@@ -102,7 +102,7 @@ def add_listing(db: DB, fields: ListingFields, now: datetime) -> Listing:
 def get_listing(db: DB, listing_id: int, *, include_hidden: bool = False) -> Listing:
     listing = db.get(Listing, listing_id)
     if listing is None or (listing.hidden and not include_hidden):
-        raise NotFound(f"no market listing {listing_id}")
+        raise NotFound(f"no market listing {listing_id}", reason="unknown_listing")
     return listing
 
 
@@ -216,7 +216,7 @@ def put_lesson(db: DB, fields: LessonFields, now: datetime) -> tuple[Lesson, boo
 def get_lesson(db: DB, slug: str, *, include_hidden: bool = False) -> Lesson:
     lesson = db.scalar(select(Lesson).where(Lesson.slug == slug)) if _SLUG.match(slug) else None
     if lesson is None or (lesson.hidden and not include_hidden):
-        raise NotFound(f"no lesson {slug!r}")
+        raise NotFound(f"no lesson {slug!r}", reason="unknown_lesson")
     return lesson
 
 

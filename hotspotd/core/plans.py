@@ -64,7 +64,7 @@ def find(db: Session, name: str, *, include_retired: bool = True) -> Plan:
     wanted = " ".join(name.split())
     plan = db.scalar(select(Plan).where(func.lower(Plan.name) == wanted.lower()))
     if plan is None or (plan.retired_at is not None and not include_retired):
-        raise NotFound(f"no plan named {wanted!r}")
+        raise NotFound(f"no plan named {wanted!r}", reason="unknown_plan")
     return plan
 
 
@@ -72,7 +72,7 @@ def add(db: Session, name: str, terms: PlanTerms, now: datetime) -> Plan:
     name = _check_name(name)
     terms.validate()
     if db.scalar(select(Plan.id).where(func.lower(Plan.name) == name.lower())) is not None:
-        raise Conflict(f"a plan named {name!r} exists already")
+        raise Conflict(f"a plan named {name!r} exists already", reason="plan_exists")
     plan = Plan(name=name, created_at=now, **_columns(terms))
     db.add(plan)
     db.flush()
@@ -94,7 +94,7 @@ def edit(db: Session, name: str, changes: dict[str, int | None], new_name: str |
             select(Plan.id).where(func.lower(Plan.name) == new_name.lower(), Plan.id != plan.id)
         )
         if clash is not None:
-            raise Conflict(f"a plan named {new_name!r} exists already")
+            raise Conflict(f"a plan named {new_name!r} exists already", reason="plan_exists")
         plan.name = new_name
     for key, value in _columns(terms).items():
         setattr(plan, key, value)
@@ -106,7 +106,7 @@ def retire(db: Session, name: str, now: datetime) -> Plan:
     """No new vouchers for this plan; vouchers already made stay good."""
     plan = find(db, name)
     if plan.retired_at is not None:
-        raise Conflict(f"plan {plan.name!r} is retired already")
+        raise Conflict(f"plan {plan.name!r} is retired already", reason="plan_retired")
     plan.retired_at = now
     db.flush()
     return plan

@@ -42,6 +42,7 @@ def clock_trusted(now: datetime) -> bool:
 class Forbidden(ClientError):
     status = 403
     code = "forbidden"
+    reason = "forbidden"
 
 
 class EndCause:
@@ -130,7 +131,7 @@ def login_voucher(db: DB, *, ip: IPv4Address, mac: str, code: str, now: datetime
     voucher = vouchers.find(db, code)
     device = device_for(db, mac, now)
     if device.blocked:
-        raise Forbidden("this device is blocked by the operator")
+        raise Forbidden("this device is blocked by the operator", reason="device_blocked")
     vouchers.redeem(db, voucher, now)  # refuses expired, used up, revoked
 
     ended = _clear_way(db, ip_text, mac, now)
@@ -224,23 +225,25 @@ def login_free(
 ) -> LoginResult:
     """Take the free daily allowance, counted per device per day in the village's time zone."""
     if not policy.enabled:
-        raise Forbidden("the free allowance is not offered here")
+        raise Forbidden("the free allowance is not offered here", reason="free_not_offered")
     ip_text, mac = str(IPv4Address(ip)), normalize_mac(mac)
     device = device_for(db, mac, now)
     if device.blocked:
-        raise Forbidden("this device is blocked by the operator")
+        raise Forbidden("this device is blocked by the operator", reason="device_blocked")
     reason = accounting.end_reason(
         free_allowance(policy), free_usage_today(db, device, now, tz), now
     )
     if reason is not None:
-        raise VoucherRejected("used_up", "today's free internet is used up; come back tomorrow")
+        raise VoucherRejected(
+            "used_up", "today's free internet is used up; come back tomorrow", reason="free_used_up"
+        )
     ended = _clear_way(db, ip_text, mac, now)
     mine = db.scalar(select(Session).where(Session.ended_at.is_(None), Session.mac == mac))
     if mine is not None and mine.kind is SessionKind.FREE:
         mine.ip = ip_text
         return LoginResult(mine, resumed=True, ended=ended)
     if mine is not None:
-        raise Conflict("this device is already logged in with a voucher")
+        raise Conflict("this device is already logged in with a voucher", reason="has_voucher")
     return _begin(db, SessionKind.FREE, None, device, ip_text, now, ended)
 
 
@@ -254,7 +257,7 @@ def logout(
 ) -> Session:
     session = open_session_at(db, ip, mac)
     if session is None:
-        raise NotFound("no device is logged in at that address")
+        raise NotFound("no device is logged in at that address", reason="not_logged_in")
     end(db, session, now, reason)
     return session
 
@@ -456,7 +459,7 @@ def status(
 ) -> Status:
     s = open_session_at(db, ip, mac)
     if s is None:
-        raise NotFound("this device is not logged in")
+        raise NotFound("this device is not logged in", reason="not_logged_in")
     if s.voucher is not None:
         st = vouchers.standing_of(s.voucher, now)
         on = db.scalar(
@@ -484,10 +487,10 @@ def extend(
 ) -> Voucher:
     """Give a voucher more time (also moving its validity) and/or data."""
     if seconds < 0 or data_bytes < 0 or (seconds == 0 and data_bytes == 0):
-        raise InvalidInput("extend by a positive time and/or data amount")
+        raise InvalidInput("extend by a positive time and/or data amount", reason="nothing_to_add")
     voucher = vouchers.find(db, code)
     if voucher.state is VoucherState.REVOKED:
-        raise Conflict("that voucher is revoked")
+        raise Conflict("that voucher is revoked", reason="revoked")
     voucher.extra_seconds += seconds
     voucher.extra_bytes += data_bytes
     if voucher.state in (VoucherState.EXPIRED, VoucherState.USED_UP):
@@ -508,7 +511,7 @@ def extend(
 def set_flag(db: DB, *, mac: str, flag: str, value: bool, actor: str, now: datetime) -> Device:
     """Trust, untrust, block or unblock a device by MAC; blocking ends its sessions."""
     if flag not in ("trusted", "blocked"):
-        raise InvalidInput(f"unknown device flag {flag!r}")
+        raise InvalidInput(f"unknown device flag {flag!r}", reason="unknown_flag")
     device = device_for(db, mac, now)
     setattr(device, flag, value)
     if flag == "blocked" and value:
@@ -531,10 +534,14 @@ def set_flag(db: DB, *, mac: str, flag: str, value: bool, actor: str, now: datet
 class NotLoggedIn(NotFound):
     """The device asks for something that needs a session, and has none."""
 
+    reason = "not_logged_in"
+
 
 class WiderCard(Conflict):
     """The card has no limit where the voucher in use has one: adding it would add nothing
     there (an unlimited-data card onto a 1 GB one). Log in with it instead."""
+
+    reason = "wider_card"
 
 
 @dataclass(frozen=True)
@@ -557,13 +564,19 @@ def top_up(db: DB, *, ip: IPv4Address, code: str, now: datetime, mac: str | None
         raise NotLoggedIn("this device is not logged in")
     current = session.voucher
     if current is None:
-        raise Conflict("the free allowance cannot be topped up; log in with the code instead")
+        raise Conflict(
+            "the free allowance cannot be topped up; log in with the code instead",
+            reason="free_no_topup",
+        )
     card = vouchers.find(db, code)  # VoucherTypo, NotFound
     if card.id == current.id:
-        raise Conflict("that is the code already in use on this device")
+        raise Conflict("that is the code already in use on this device", reason="same_card")
     state = vouchers.state_now(card, now)
     if state is VoucherState.ACTIVE:
-        raise Conflict("that code is in use already; log in with it instead of topping up")
+        raise Conflict(
+            "that code is in use already; log in with it instead of topping up",
+            reason="card_in_use",
+        )
     if state is not VoucherState.UNUSED:
         vouchers.redeem(db, card, now)  # raises VoucherRejected with the state's message
     mine = vouchers.allowance_of(current)

@@ -66,14 +66,17 @@ def make_batch(
         raise InvalidInput(f"count must be between 1 and {MAX_BATCH}")
     plan = plans.find(db, plan_name)
     if plan.retired_at is not None:
-        raise Conflict(f"plan {plan.name!r} is retired; make vouchers for a current plan")
+        raise Conflict(
+            f"plan {plan.name!r} is retired; make vouchers for a current plan",
+            reason="plan_retired",
+        )
     if batch_name is None:
         batch_name = f"{plan.name} {now:%Y-%m-%d %H:%M:%S}"
     batch_name = " ".join(batch_name.split())
     if not batch_name or len(batch_name) > 64:
         raise InvalidInput("a batch name has 1 to 64 characters")
     if db.scalar(select(VoucherBatch.id).where(VoucherBatch.name == batch_name)) is not None:
-        raise Conflict(f"a batch named {batch_name!r} exists already")
+        raise Conflict(f"a batch named {batch_name!r} exists already", reason="batch_exists")
 
     batch = VoucherBatch(
         name=batch_name,
@@ -126,7 +129,9 @@ def _unique_codes(db: Session, count: int, kind: codes.CodeKind) -> list[str]:
             )
         made |= candidates - taken
     if len(made) < count:  # pragma: no cover - 31**8 codes make this practically impossible
-        raise Conflict("could not find enough unused codes; try a smaller batch")
+        raise Conflict(
+            "could not find enough unused codes; try a smaller batch", reason="no_codes_left"
+        )
     return sorted(made)
 
 
@@ -137,7 +142,7 @@ def find(db: Session, text: str) -> Voucher:
         raise VoucherTypo(f"that code has a typo: {checked.detail}")
     voucher = db.scalar(select(Voucher).where(Voucher.code == checked.code))
     if voucher is None:
-        raise NotFound("no voucher has that code")
+        raise NotFound("no voucher has that code", reason="unknown_code")
     return voucher
 
 
@@ -216,7 +221,7 @@ def revoke(db: Session, text: str, *, actor: str, now: datetime) -> Voucher:
     """Stop a voucher for good (a lost or stolen card); its sessions end at the next reconcile."""
     voucher = find(db, text)
     if voucher.state is VoucherState.REVOKED:
-        raise Conflict("that voucher is revoked already")
+        raise Conflict("that voucher is revoked already", reason="revoked")
     voucher.state = VoucherState.REVOKED
     voucher.revoked_at = now
     voucher.ended_at = voucher.ended_at or now
@@ -239,7 +244,7 @@ def listing(
     if batch_name is not None:
         batch_id = db.scalar(select(VoucherBatch.id).where(VoucherBatch.name == batch_name))
         if batch_id is None:
-            raise NotFound(f"no batch named {batch_name!r}")
+            raise NotFound(f"no batch named {batch_name!r}", reason="unknown_batch")
         stmt = stmt.where(Voucher.batch_id == batch_id)
     if state is not None:
         stmt = stmt.where(Voucher.state == state)

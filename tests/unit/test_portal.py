@@ -19,9 +19,10 @@ from sqlalchemy import Engine
 
 from hotspotd import config
 from hotspotd.control import ControlServer
-from hotspotd.core import codes, plans, vouchers
+from hotspotd.core import codes, plans, sessions, vouchers
 from hotspotd.core import db as dbmod
 from hotspotd.core.plans import PlanTerms
+from hotspotd.errors import ClientError
 from portal import create_app, security
 from tests.conftest import NOW
 from tests.unit.test_daemon import PHONE1, PHONE2, ROOT, Rig
@@ -323,6 +324,39 @@ def test_free_allowance_off_and_used_up(app: Flask, cfg: config.Config, rig: Rig
         rig.d.tick()
     used = p.post("/free")
     assert used.status_code == 403 and "besok" in used.get_data(as_text=True)
+
+
+def test_a_reworded_core_message_leaves_the_portals_pages_as_they_were(
+    app: Flask, cards: list[str], engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The portal picks its page by the daemon's (code, reason), never by the English text."""
+    original = ClientError.__init__
+
+    def reworded(self: ClientError, message: str = "", *, reason: str | None = None) -> None:
+        original(self, f"Reworded {len(message)}", reason=reason)
+
+    monkeypatch.setattr(ClientError, "__init__", reworded)
+    with dbmod.make_sessionmaker(engine).begin() as db:
+        vouchers.revoke(db, cards[5], actor="t", now=NOW)
+    phone, other = Phone(app, str(PHONE1.ip)), Phone(app, str(PHONE2.ip))
+
+    def says(page: Any, status: int, text: str) -> None:
+        html = page.get_data(as_text=True)
+        assert page.status_code == status and text in html and "Reworded" not in html, html
+
+    says(phone.post("/login", {"code": codes.make()}), 403, "Tidak ada voucher dengan kode ini")
+    says(phone.post("/login", {"code": cards[5]}), 403, "dibatalkan oleh pengelola")
+    assert phone.post("/login", {"code": cards[0]}).status_code == 303
+    says(phone.post("/topup", {"code": cards[0]}), 409, "Itu kode yang sedang Anda pakai")
+    says(phone.post("/free"), 409, "HP ini sudah online dengan voucher")
+    assert other.post("/login", {"code": cards[1]}).status_code == 303
+    says(phone.post("/topup", {"code": cards[1]}), 409, "Kode itu sudah dipakai")
+    assert other.post("/logout").status_code == 303
+    assert other.post("/logout").headers["Location"] == "/?out=1"  # not logged in: nothing to do
+    with dbmod.make_sessionmaker(engine).begin() as db:
+        sessions.set_flag(db, mac=PHONE2.mac, flag="blocked", value=True, actor="t", now=NOW)
+    says(other.post("/login", {"code": cards[2]}), 403, "HP ini diblokir oleh pengelola")
+    says(other.post("/free"), 403, "HP ini diblokir oleh pengelola")
 
 
 def test_daemon_down_is_a_friendly_503(phone: Phone, cards: list[str], cfg: config.Config) -> None:
