@@ -59,7 +59,8 @@ def create_app(
     )
     if test_config:
         app.config.update(test_config)
-    engine = db.make_engine(cfg.database.url)
+    # The residents' portal writes nothing: its changes are the daemon's named operations.
+    engine = db.make_engine(cfg.database.url, read_only=True)
     app.extensions["hotspot.engine"] = engine
     app.extensions["hotspot.sessionmaker"] = db.make_sessionmaker(engine)
     app.extensions["hotspot.control"] = ControlClient(cfg.daemon.control_socket, timeout=10)

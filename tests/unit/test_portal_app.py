@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import Engine
+import pytest
+from sqlalchemy import Engine, func, select, text
+from sqlalchemy.exc import OperationalError
 
 from hotspotd import config, schema
+from hotspotd.core import db as dbmod
+from hotspotd.core import plans
+from hotspotd.core.models import Plan
 from portal import create_app
+from tests.conftest import NOW
 
 
 def test_healthz_reports_a_migrated_database(engine: Engine, config_file: Path) -> None:
@@ -44,3 +50,24 @@ def test_no_database_yet_is_a_page_that_says_try_again(tmp_path: Path) -> None:
     probe = client.get("/generate_204", base_url="http://connectivitycheck.gstatic.com",
                        environ_base=phone)  # fmt: skip
     assert probe.status_code == 302  # still sent to the portal, which says why
+
+
+def test_the_residents_portal_cannot_write_the_database(engine: Engine, config_file: Path) -> None:
+    """A compromised portal changes nothing but through the daemon's few named operations."""
+    app = create_app(config.load(config_file), {"TESTING": True})
+    with app.extensions["hotspot.sessionmaker"]() as tx:
+        assert tx.scalar(select(func.count()).select_from(Plan)) == 0  # it reads
+        tx.add(Plan(name="Gratis selamanya", price_rp=0, created_at=NOW))
+        with pytest.raises(OperationalError, match="readonly"):
+            tx.flush()
+        tx.rollback()
+        with pytest.raises(OperationalError, match="readonly"):
+            tx.execute(text("UPDATE device SET blocked = 0"))
+        tx.rollback()
+        with pytest.raises(OperationalError, match="readonly"):  # nor can it turn that off
+            tx.execute(text("PRAGMA query_only = OFF"))
+            tx.execute(text("DELETE FROM plan"))
+    with dbmod.make_sessionmaker(engine).begin() as tx:  # the daemon's engine still writes
+        plans.add(tx, "Harian", plans.PlanTerms(price_rp=5000, validity_s=86400), NOW)
+    with app.extensions["hotspot.sessionmaker"]() as tx:
+        assert tx.scalar(select(func.count()).select_from(Plan)) == 1  # and the portal sees it
