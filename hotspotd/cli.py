@@ -27,7 +27,7 @@ from hotspotd import config as config_mod
 from hotspotd import schema
 from hotspotd.backup import backup_command, restore_command
 from hotspotd.clock import Clock, ClockReport, SystemClock, read_published
-from hotspotd.control import ControlClient
+from hotspotd.control.client import OperatorClient
 from hotspotd.core import codes, content, db, plans, sessions, units, vouchers
 from hotspotd.core.models import ClockState, Listing, Plan, Voucher, VoucherState
 from hotspotd.errors import DatabaseNotReady, HotspotError, InvalidInput
@@ -797,8 +797,9 @@ def lesson_show(env: Env, slug: str) -> None:
 # ---------------------------------------------------------------- through the daemon
 
 
-def _daemon(env: Env) -> ControlClient:
-    return ControlClient(env.config.daemon.control_socket)
+def _daemon(env: Env, by: str | None = None) -> OperatorClient:
+    """The daemon, asked as this operator: `cli:<unix user>` in its audit log."""
+    return OperatorClient(env.config.daemon.control_socket, f"cli:{by or _actor()}")
 
 
 def _daemon_answers(path: Path) -> bool:

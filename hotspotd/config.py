@@ -23,6 +23,7 @@ from hotspotd.net.firewall import PRIVATE_DESTINATIONS
 
 DEFAULT_PATH = Path("/etc/hotspot/hotspot.toml")
 DEFAULT_DATABASE_URL = "sqlite:////var/lib/hotspot/hotspot.db"
+PORTAL_USER = "hotspot"  # the residents' portal runs as this user (systemd, the demo lab)
 _IFNAME = re.compile(r"^[A-Za-z0-9_.:@-]{1,15}$")
 
 T = TypeVar("T")
@@ -111,6 +112,9 @@ class DaemonConfig:
     away_after_s: int | None = 120
     control_socket: Path = Path("/run/hotspotd/control.sock")
     state_dir: Path = Path("/var/lib/hotspot")
+    # The Unix user the operator UI runs as: besides root, the only caller the daemon takes
+    # operator operations from. Never the residents' portal's user. None: root only.
+    operator_user: str | None = "hotspot-operator"
 
     @property
     def clock_file(self) -> Path:
@@ -384,7 +388,10 @@ def parse(data: Mapping[str, Any], source: str) -> Config:
         away_after_s=t.optional("away_after", units.parse_duration, d_d.away_after_s, "a duration"),
         control_socket=Path(t.get("control_socket", str, str(d_d.control_socket))),
         state_dir=Path(t.get("state_dir", str, str(d_d.state_dir))),
+        operator_user=t.get("operator_user", str, d_d.operator_user or "") or None,
     )
+    if daemon.operator_user == PORTAL_USER:
+        raise t.fail("operator_user", f"must not be {PORTAL_USER!r}, the residents' portal's user")
     t.finish()
 
     root.finish()
@@ -433,6 +440,6 @@ def detect_wan_interface() -> str | None:
     """The interface of the IPv4 default route, for when the file leaves it out."""
     import netifaces  # imported here: only the daemon needs it, and only at start
 
-    gateways = netifaces.gateways()
+    gateways: Any = netifaces.gateways()
     default = gateways.get("default", {}).get(netifaces.AF_INET)
     return str(default[1]) if default else None

@@ -27,7 +27,7 @@ from tests.netns.lab import PHONE1, PHONE2, PORTAL_PORT, ROUTER_LAN, TCP_PORT, U
 
 pytestmark = pytest.mark.netns
 
-HOTSPOTD = [sys.executable, "-c", "from hotspotd.daemon import run; run()"]
+HOTSPOTD = [sys.executable, "-c", "from hotspotd.daemon.main import run; run()"]
 POLL_S = 1
 
 

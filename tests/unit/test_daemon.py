@@ -16,13 +16,15 @@ import pytest
 from sqlalchemy import Engine, select
 
 from hotspotd import config
-from hotspotd.control import ControlClient, ControlError, ControlServer, Peer
+from hotspotd.control import ControlClient, ControlError
+from hotspotd.control.server import ControlServer, Peer
 from hotspotd.core import db as dbmod
 from hotspotd.core import plans, vouchers
 from hotspotd.core.models import Device, Session
 from hotspotd.core.plans import PlanTerms
 from hotspotd.core.ports import DeviceKey, Rate
-from hotspotd.daemon import Hotspotd, interval_jobs, schedule
+from hotspotd.daemon.jobs import interval_jobs, schedule
+from hotspotd.daemon.service import Hotspotd
 from hotspotd.errors import DatabaseNotReady, InvalidInput, NotFound
 from tests.conftest import NOW
 from tests.fakes import FakeClock, FakeFirewall, FakeShaper
@@ -72,7 +74,12 @@ class Rig:
         self.d = Hotspotd(cfg, engine, self.fw, self.sh, self.macs.get, self.clock)
 
     def call(self, op: str, **params: object) -> object:
+        """A residents' operation, as the portal asks it."""
         return self.d.handle(op, params, ROOT)
+
+    def operator(self, op: str, **params: object) -> object:
+        """An operator operation, as hotspotctl asks it."""
+        return self.d.handle(op, {"actor": "cli:test", **params}, ROOT)
 
 
 @pytest.fixture
@@ -115,7 +122,7 @@ def test_poll_charges_and_enforce_cuts_at_the_data_limit(rig: Rig, codes_: list[
     rig.d.tick()
     st = rig.call("status", ip=str(PHONE1.ip))
     assert st["data_left"] == 5_000_000 and st["seconds_left"] == 3590  # type: ignore[index]
-    online = rig.call("online")
+    online = rig.operator("online")
     assert online[0]["down_bps"] == 4_000_000 * 8 // 10  # type: ignore[index]
     rig.clock.advance(seconds=10)
     rig.fw.add_traffic(PHONE1, up=0, down=5_000_000)
@@ -183,20 +190,25 @@ def test_expired_while_down_ends_at_start(
 
 def test_operator_operations(rig: Rig, codes_: list[str]) -> None:
     rig.call("login", ip=str(PHONE1.ip), code=codes_[0])
-    assert rig.call("kick", target=str(PHONE1.ip)) == {"kicked": [str(PHONE1.ip)]}
+    assert rig.operator("kick", target=str(PHONE1.ip)) == {"kicked": [str(PHONE1.ip)]}
     assert rig.fw.state().authorized == frozenset()
     rig.call("login", ip=str(PHONE1.ip), code=codes_[0])
-    ext = rig.call("extend", code=codes_[0], seconds=1800, bytes=1_000_000)
+    ext = rig.operator("extend", code=codes_[0], seconds=1800, bytes=1_000_000)
     assert ext["seconds_left"] == 5400 and ext["data_left"] == 11_000_000  # type: ignore[index]
-    rig.call("trust", mac="02:00:00:00:00:AA")
+    rig.operator("trust", mac="02:00:00:00:00:AA")
     assert rig.fw.state().trusted == {"02:00:00:00:00:aa"}
-    rig.call("block", mac=PHONE1.mac)
+    rig.operator("block", mac=PHONE1.mac)
     assert rig.fw.state().blocked == {PHONE1.mac} and rig.fw.state().authorized == frozenset()
     with pytest.raises(Exception, match="blocked"):
         rig.call("login", ip=str(PHONE1.ip), code=codes_[0])
-    rig.call("unblock", mac=PHONE1.mac)
+    rig.operator("unblock", mac=PHONE1.mac)
     rig.call("login", ip=str(PHONE1.ip), code=codes_[0])
-    assert rig.call("reconcile") == {"authorized": 0, "deauthorized": 0, "shaped": 0, "unshaped": 0}
+    assert rig.operator("reconcile") == {
+        "authorized": 0,
+        "deauthorized": 0,
+        "shaped": 0,
+        "unshaped": 0,
+    }
 
 
 def test_free_allowance_login(rig: Rig) -> None:
@@ -214,10 +226,10 @@ def test_free_allowance_login(rig: Rig) -> None:
         ("login", {"ip": 5, "code": "x"}, "invalid"),
         ("login", {"ip": "10.66.0.11", "code": "A" * 100}, "invalid"),
         ("login", {"ip": "10.66.0.11", "code": "ABC-DEF-GHK"}, "typo"),
-        ("extend", {"code": "x", "seconds": -5}, "invalid"),
-        ("extend", {"code": "x", "seconds": True}, "invalid"),
-        ("block", {"mac": "; reboot"}, "invalid"),
-        ("kick", {"target": "10.66.0.99"}, "not_found"),
+        ("extend", {"actor": "cli:t", "code": "x", "seconds": -5}, "invalid"),
+        ("extend", {"actor": "cli:t", "code": "x", "seconds": True}, "invalid"),
+        ("block", {"actor": "cli:t", "mac": "; reboot"}, "invalid"),
+        ("kick", {"actor": "cli:t", "target": "10.66.0.99"}, "not_found"),
     ],
 )
 def test_every_bad_request_is_a_stable_error_code(
@@ -335,7 +347,7 @@ def test_hotspotctl_operations_through_the_socket(
 def test_masquerade_goes_behind_the_uplink_or_nowhere(
     config_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from hotspotd import daemon as daemon_mod
+    from hotspotd.daemon import main as daemon_mod
 
     base = config.load(config_file)
     assert base.network.masquerade is True  # on by default: an ISP modem has no route back
@@ -369,7 +381,7 @@ def test_a_failing_counter_read_still_ends_sessions_out_of_time(
 def test_a_second_hotspotd_refuses_to_start(
     cfg: config.Config, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from hotspotd.daemon import main
+    from hotspotd.daemon.main import main
     from hotspotd.instance import AlreadyRunning, hold_instance_lock
 
     held = hold_instance_lock(cfg.daemon.lock_file)
@@ -397,7 +409,7 @@ def test_a_dhcp_flood_of_made_up_macs_neither_stalls_a_login_nor_grows_the_devic
 ) -> None:
     import random
 
-    from hotspotd.daemon import MAX_PENDING_NAMES
+    from hotspotd.daemon.service import MAX_PENDING_NAMES
 
     rig.call("login", ip=str(PHONE1.ip), code=codes_[0])
     rig.d.on_dhcp(PHONE1.mac, "Galaxy-A05", "android-dhcp-14")

@@ -18,7 +18,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import Engine
 
 from hotspotd import config
-from hotspotd.control import ControlServer
+from hotspotd.control.server import ControlServer
 from hotspotd.core import codes, plans, sessions, vouchers
 from hotspotd.core import db as dbmod
 from hotspotd.core.plans import PlanTerms

@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import Engine, select
 
 from hotspotd import config
-from hotspotd.control import ControlError, ControlServer
+from hotspotd.control import ControlError
+from hotspotd.control.server import ControlServer
 from hotspotd.core import codes, plans, sessions, vouchers
 from hotspotd.core import db as dbmod
 from hotspotd.core.models import AuditEvent, VoucherState
@@ -180,13 +181,14 @@ def test_daemon_throttles_wrong_codes_per_device_and_typos_count(
 
 
 def test_throttled_answer_on_the_socket_carries_retry_after(rig: Rig) -> None:
-    from hotspotd.control import ControlServer
+    from hotspotd.control.server import ControlServer, Peer
 
+    portal = Peer(pid=2, uid=999, gid=999)  # the residents' portal's user
     server = ControlServer.__new__(ControlServer)
     server.handler = rig.d.handle
     for _ in range(5):
-        server.answer(b'{"op":"wrong_code","ip":"10.66.0.11"}', None)  # type: ignore[arg-type]
-    answer = server.answer(b'{"op":"wrong_code","ip":"10.66.0.11"}', None)  # type: ignore[arg-type]
+        server.answer(b'{"op":"wrong_code","ip":"10.66.0.11"}', portal)
+    answer = server.answer(b'{"op":"wrong_code","ip":"10.66.0.11"}', portal)
     assert answer["ok"] is False and answer["error"] == "throttled"
     assert answer["retry_after"] == 600
 
