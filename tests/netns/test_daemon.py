@@ -20,6 +20,7 @@ import pytest
 
 from hotspotd import schema
 from hotspotd.control import ControlClient, ControlError
+from hotspotd.control.client import OperatorClient
 from hotspotd.core import db as dbmod
 from hotspotd.core import plans, vouchers
 from hotspotd.core.plans import PlanTerms
@@ -73,7 +74,8 @@ state_dir = "{tmp}"
         schema.upgrade(engine)
         self.sessionmaker = dbmod.make_sessionmaker(engine)
         self.proc: subprocess.Popen[bytes] | None = None
-        self.client = ControlClient(self.socket, timeout=10)
+        self.client = ControlClient(self.socket, timeout=10)  # as the portal asks
+        self.operator = OperatorClient(self.socket, "cli:test", timeout=10)  # as hotspotctl
 
     def voucher(self, plan: str, **terms: int) -> str:
         now = datetime.now(UTC)
@@ -104,7 +106,7 @@ state_dir = "{tmp}"
             if self.proc.poll() is not None:
                 raise RuntimeError(f"hotspotd exited: {self.log.read_text()[-2000:]}")
             try:
-                self.client.call("online")
+                self.operator.call("online")
                 return time.monotonic() - started
             except ControlError:
                 time.sleep(0.05)
@@ -185,7 +187,7 @@ def test_login_browse_logout(daemon: Daemon, lab: Lab) -> None:
     assert status["plan"] == "Harian" and status["mac"] == PHONE1.mac
     assert fetch(lab, "p1") == "UPSTREAM"
     assert fetch(lab, "p2") == "PORTAL"  # the other phone is still outside
-    online = daemon.client.call("online")
+    online = daemon.operator.call("online")
     assert [o["ip"] for o in online] == [PHONE1.ip]
     daemon.client.call("logout", ip=PHONE1.ip)
     assert fetch(lab, "p1") == "PORTAL"
@@ -236,14 +238,33 @@ def test_expiry_by_idle_timeout(daemon: Daemon, lab: Lab) -> None:
     assert fetch(lab, "p1") == "UPSTREAM"
 
 
-def vouchers_check(daemon: Daemon, code: str) -> dict[str, object]:
-    out = subprocess.run(
-        [sys.executable, "-m", "hotspotd.cli", "--config", str(daemon.config), "voucher", "check",
-         code, "--json"],
+def hotspotctl(daemon: Daemon, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hotspotd.cli", "--config", str(daemon.config), *args],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
-    result: dict[str, object] = json.loads(out.stdout)
+
+
+def vouchers_check(daemon: Daemon, code: str) -> dict[str, object]:
+    result: dict[str, object] = json.loads(
+        hotspotctl(daemon, "voucher", "check", code, "--json").stdout
+    )
     return result
+
+
+def test_a_revoked_card_is_cut_before_hotspotctl_returns(daemon: Daemon, lab: Lab) -> None:
+    code = daemon.voucher("Harian", time_s=3600)
+    daemon.start()
+    fetch(lab, "p1")
+    daemon.client.call("login", ip=PHONE1.ip, code=code)
+    assert fetch(lab, "p1") == "UPSTREAM"
+    revoked = hotspotctl(daemon, "voucher", "revoke", code)
+    assert revoked.returncode == 0, revoked.stderr
+    assert f"cut off: {PHONE1.ip}" in revoked.stdout
+    assert fetch(lab, "p1") == "PORTAL"  # at once: not at the next reconcile, a minute later
+    with pytest.raises(ControlError) as caught:
+        daemon.client.call("login", ip=PHONE1.ip, code=code)
+    assert caught.value.reason == "revoked"
 
 
 def test_kill9_keeps_paid_devices_and_loses_at_most_one_poll(daemon: Daemon, lab: Lab) -> None:
@@ -317,6 +338,6 @@ def test_real_daemon_survives_a_thousand_malformed_requests(daemon: Daemon, lab:
             s.shutdown(socket.SHUT_WR)
             answer = s.recv(65536)
             assert answer == b"" or json.loads(answer.splitlines()[0])["ok"] is False
-    assert daemon.client.call("online") == []
+    assert daemon.operator.call("online") == []
     assert daemon.proc is not None and daemon.proc.poll() is None
     assert os.stat(daemon.socket).st_mode & 0o777 == 0o660

@@ -22,6 +22,8 @@ from hotspotd.control.client import OperatorClient
 from hotspotd.control.server import ControlServer, Peer
 from hotspotd.core import db as dbmod
 from hotspotd.core.models import AuditEvent, Device
+from hotspotd.core.ports import Rate
+from hotspotd.errors import ClientError, InvalidInput
 from tests.conftest import require
 from tests.unit.test_daemon import PHONE1, ROOT, Rig, cfg, codes_, rig  # noqa: F401
 
@@ -189,3 +191,32 @@ def _call_as(uid: int, gid: int, path: Path, op: str, **params: object) -> dict[
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     return json.loads(reply)  # type: ignore[no-any-return]
+
+
+def test_a_plan_edit_reaches_the_kernel_before_the_answer(rig: Rig, codes_: list[str]) -> None:
+    rig.call("login", ip=str(PHONE1.ip), code=codes_[0])
+    assert rig.sh.state()[PHONE1.ip] == Rate(2_000_000, 1_000_000)
+    changes = {"down_bps": 500_000, "up_bps": None}
+    answer = rig.operator("plan_edit", name="harian", changes=changes)
+    assert answer == {"name": "Harian"}
+    assert rig.sh.state()[PHONE1.ip] == Rate(500_000, None)  # the new speed, already
+    rig.d.poll()
+    rig.clock.advance(seconds=60)
+    rig.d.poll()  # 60 s charged, not yet enforced against the new limit
+    assert rig.fw.state().authorized
+    rig.operator("plan_edit", name="Harian", changes={"time_s": 30})  # less than it has used
+    assert rig.fw.state().authorized == frozenset()  # ran out: cut at once
+    with pytest.raises(InvalidInput, match="nothing to change"):
+        rig.operator("plan_edit", name="Harian")
+    with pytest.raises(InvalidInput, match="unknown entries: colour"):
+        rig.operator("plan_edit", name="Harian", changes={"colour": "red"})
+
+
+def test_revoke_cuts_every_device_on_the_card(rig: Rig, codes_: list[str]) -> None:
+    rig.call("login", ip=str(PHONE1.ip), code=codes_[0])
+    answer = rig.operator("revoke", code=codes_[0].lower())
+    assert answer["cut"] == [str(PHONE1.ip)]  # type: ignore[index]
+    assert rig.fw.state().authorized == frozenset()
+    with pytest.raises(ClientError) as caught:
+        rig.operator("revoke", code=codes_[0])
+    assert caught.value.reason == "revoked"
