@@ -17,7 +17,7 @@ Everything the lab writes lives in `var/lab/` of the clone, plus `/etc/netns/hs-
 (the phones' resolv.conf). `down()` stops every process inside our namespaces (found by
 namespace, so it also works after a crash), deletes the namespaces and those files.
 
-Stdlib only at import time, so `python3 -m hotspotd.lab down` works without the venv.
+Stdlib only at import time, so `python3 -m devtools.lab down` works without the venv.
 Used by scripts/demo and tests/e2e.
 """
 
@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 STATE = REPO / "var" / "lab"
 
 ROUTER = "hs-router"
@@ -84,7 +84,7 @@ DEMO_PLANS: tuple[tuple[str, ...], ...] = (
 )  # fmt: skip
 DEMO_VOUCHERS = {"Harian": 5, "Mingguan": 3, "Pelajar": 3}
 # The BUMDes market and lessons the demo's welcome page links to (made-up sellers).
-LESSONS = Path(__file__).resolve().parents[1] / "config" / "lessons"
+LESSONS = REPO / "config" / "lessons"
 DEMO_LISTINGS = [
     ("--title", "Keripik singkong balado", "--seller", "Bu Sari (RT 02)", "--price", "15000",
      "--unit", "per bungkus", "--contact", "0812-0000-0001",
@@ -293,7 +293,7 @@ class Lab:
         hook.write_text(DHCP_HOOK.replace("__STATE__", str(self.state)))
         hook.chmod(0o755)
         self.config.write_text(
-            f"""# The demo lab's router (hotspotd/lab.py). Same keys as /etc/hotspot/hotspot.toml.
+            f"""# The demo lab's router (devtools/lab). Same keys as /etc/hotspot/hotspot.toml.
 [village]
 name = "Desa Sukamaju"
 operator = "BUMDes Maju Bersama"
@@ -386,14 +386,20 @@ state_dir = "{self.state}"
         in_ns(ROUTER, "sh", "-c", "echo 0 > /proc/sys/net/ipv4/ip_forward")
 
     def spawn(
-        self, name: str, ns: str, *args: str, umask: int = -1, env: dict[str, str] | None = None
+        self,
+        name: str,
+        ns: str,
+        *args: str,
+        umask: int = -1,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
     ) -> subprocess.Popen[bytes]:
         """Start a long-running program in a namespace, detached, its output in logs/NAME.log."""
         with (self.logs / f"{name}.log").open("ab") as log:
             proc = subprocess.Popen(
                 ["ip", "netns", "exec", ns, *args],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, umask=umask, env=env,
+                start_new_session=True, umask=umask, env=env, cwd=cwd,
             )  # fmt: skip
         (self.state / "run" / f"{name}.pid").write_text(f"{proc.pid}\n")
         return proc
@@ -410,9 +416,10 @@ state_dir = "{self.state}"
         names = [f"--address=/{TEST_HOST}/{NET_WEB}", f"--address=/{GARDEN_HOST}/{NET_GARDEN}"]
         names += [f"--address=/{host}/{NET_WEB}" for host in PROBE_HOSTS]
         self._dnsmasq("net-dns", UPSTREAM, "--interface=eth0", "--user=root", *names)
+        # devtools is not installed: `-m` finds it from the clone's root, whatever our cwd.
         self.spawn(
-            "net-web", UPSTREAM, self.bin("python"), "-m", "hotspotd.lab", "serve-upstream",
-            "--log", str(self.logs / "net-web-requests.log"),
+            "net-web", UPSTREAM, self.bin("python"), "-m", "devtools.lab", "serve-upstream",
+            "--log", str(self.logs / "net-web-requests.log"), cwd=REPO,
         )  # fmt: skip
         wait_tcp(UPSTREAM, NET_WEB, 80, "the upstream web server")
         wait_udp_dns(UPSTREAM, NET_DNS, "the upstream resolver")
@@ -690,7 +697,7 @@ def serve_upstream(log_path: str, port: int = 80) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m hotspotd.lab", description=__doc__.split("\n")[0]
+        prog="python -m devtools.lab", description=__doc__.split("\n")[0]
     )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="build the lab (removing an earlier one first), print it as JSON")
@@ -717,7 +724,3 @@ def main(argv: list[str] | None = None) -> int:
     except (LabError, OSError, subprocess.TimeoutExpired) as exc:
         print(f"lab: {exc}", file=sys.stderr)
         return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
