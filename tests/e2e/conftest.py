@@ -1,4 +1,4 @@
-"""The end-to-end harness: the demo lab (hotspotd/lab.py) once per session, and headless
+"""The end-to-end harness: the demo lab (devtools/lab) once per session, and headless
 Chromium running inside a phone's namespace, driven by Playwright from the test process.
 
 The browser runs in the phone because Playwright starts it through a two-line wrapper,
@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from hotspotd import lab as labmod
+from devtools import lab as labmod
 from tests.conftest import require
 
 ARTIFACTS = Path(__file__).with_name("artifacts")

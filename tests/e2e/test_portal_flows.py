@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from hotspotd import lab as labmod
+from devtools import lab as labmod
 from tests.e2e.conftest import DemoLab, Shots
 
 pytestmark = pytest.mark.e2e

@@ -8,6 +8,7 @@ run twice" without making accounts or touching the machine's /etc. The units are
 
 from __future__ import annotations
 
+import configparser
 import os
 import re
 import shutil
@@ -16,6 +17,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from setuptools import find_namespace_packages
 
 from tests.conftest import require
 
@@ -370,3 +372,18 @@ def test_hostapd_example_offers_wifi_enhanced_open_in_transition_mode() -> None:
     assert owe["wpa_key_mgmt"] == "OWE" and owe["ieee80211w"] == "2"  # OWE requires PMF
     assert owe["ignore_broadcast_ssid"] == "1" and owe["ap_isolate"] == "1"
     assert owe["bridge"] == pairing["bridge"]
+
+
+# ---------------------------------------------------------------- what the package holds
+
+
+def test_the_package_holds_hotspotd_and_portal_but_never_the_lab() -> None:
+    """setup.cfg's package selection, as setuptools applies it to this tree: the demo lab in
+    devtools/ (root, namespaces, demo data) stays in the clone and never reaches a router."""
+    cfg = configparser.ConfigParser()
+    cfg.read(REPO / "setup.cfg")
+    include = cfg["options.packages.find"]["include"].split()
+    packages = find_namespace_packages(where=str(REPO), include=include)
+    assert {p.split(".")[0] for p in packages} == {"hotspotd", "portal"}
+    assert (REPO / "devtools" / "lab" / "__main__.py").exists()  # it does exist, just not here
+    assert not (REPO / "hotspotd" / "lab.py").exists()
