@@ -31,8 +31,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session as DB
 
-from hotspotd.core import timeline
-from hotspotd.core.models import AuditEvent, Session
+from hotspotd.core import audit, timeline
+from hotspotd.core.models import Session
 from hotspotd.core.sessions import CLOCK_FLOOR
 
 log = logging.getLogger("hotspotd.clock")
@@ -330,12 +330,7 @@ class Timekeeper:
         detail = f"{_signed(delta)}, {moved} times moved"
         if since is not None:
             detail += f" (provisional since {since.isoformat(timespec='seconds')})"
-        db.add(
-            AuditEvent(
-                at=self.now(), actor="hotspotd", action=f"clock.{reason}", subject="clock",
-                detail=detail,
-            )
-        )  # fmt: skip
+        audit.record(db, self.now(), "hotspotd", f"clock.{reason}", "clock", detail)
 
     def _keep(self, db: DB) -> None:
         row = timeline.state(db)

@@ -33,8 +33,8 @@ from hotspotd import config as config_mod
 from hotspotd import schema
 from hotspotd.clock import OsClock, SystemClock, Timekeeper
 from hotspotd.control import ControlError, ControlServer, Peer
-from hotspotd.core import codes, db, reconcile, sessions, usage, vouchers
-from hotspotd.core.models import AuditEvent, Device, Session
+from hotspotd.core import audit, codes, db, reconcile, sessions, usage, vouchers
+from hotspotd.core.models import Device, Session
 from hotspotd.core.ports import Firewall, Rate, Shaper, normalize_mac
 from hotspotd.core.throttle import GuessThrottle
 from hotspotd.errors import (
@@ -404,11 +404,9 @@ class Hotspotd:
         if guessing:
             log.warning("a code from %s (%s) was good while the hotspot is being guessed at",
                         ip, device)  # fmt: skip
-            tx.add(
-                AuditEvent(
-                    at=self.clock.now(), actor="resident", action="voucher.guess_window",
-                    subject=device, detail=f"a good code from {ip} while guessing went on",
-                )
+            audit.record(
+                tx, self.clock.now(), "resident", "voucher.guess_window",
+                device, f"a good code from {ip} while guessing went on",
             )  # fmt: skip
         return result
 
@@ -532,11 +530,7 @@ class Hotspotd:
             kicked = _sessions_of(tx, target, self.cfg.network.lan_prefix)
             for s in kicked:
                 sessions.end(tx, s, self.clock.now(), sessions.EndCause.KICKED)
-                tx.add(
-                    AuditEvent(
-                        at=self.clock.now(), actor=str(peer), action="session.kick", subject=s.mac
-                    )
-                )
+                audit.record(tx, self.clock.now(), str(peer), "session.kick", s.mac)
             ips = [s.ip for s in kicked]
         self.reconcile()
         return {"kicked": ips}

@@ -15,10 +15,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session as DB
 
-from hotspotd.core import accounting, vouchers
+from hotspotd.core import accounting, audit, vouchers
 from hotspotd.core.accounting import Allowance
 from hotspotd.core.models import (
-    AuditEvent,
     Device,
     Session,
     SessionKind,
@@ -158,14 +157,13 @@ def login_voucher(db: DB, *, ip: IPv4Address, mac: str, code: str, now: datetime
             ended.append(old)
             # For the operator: a card taken over by another device (a phone back with a new
             # random MAC, or someone who read the code off the card or the air).
-            db.add(
-                AuditEvent(
-                    at=now,
-                    actor="resident",
-                    action="voucher.takeover",
-                    subject=voucher.code,
-                    detail=f"{old.mac} at {old.ip} replaced by {mac} at {ip_text}",
-                )
+            audit.record(
+                db,
+                now,
+                "resident",
+                "voucher.takeover",
+                voucher.code,
+                f"{old.mac} at {old.ip} replaced by {mac} at {ip_text}",
             )
 
     return _begin(db, SessionKind.VOUCHER, voucher, device, ip_text, now, ended)
@@ -496,15 +494,7 @@ def extend(
     if voucher.state in (VoucherState.EXPIRED, VoucherState.USED_UP):
         voucher.state = VoucherState.ACTIVE if voucher.first_used_at else VoucherState.UNUSED
         voucher.ended_at = None
-    db.add(
-        AuditEvent(
-            at=now,
-            actor=actor,
-            action="voucher.extend",
-            subject=voucher.code,
-            detail=f"+{seconds}s +{data_bytes}B",
-        )
-    )
+    audit.record(db, now, actor, "voucher.extend", voucher.code, f"+{seconds}s +{data_bytes}B")
     return voucher
 
 
@@ -520,14 +510,7 @@ def set_flag(db: DB, *, mac: str, flag: str, value: bool, actor: str, now: datet
         ):
             end(db, s, now, EndCause.BLOCKED)
     verb = {"trusted": ("trust", "untrust"), "blocked": ("block", "unblock")}[flag]
-    db.add(
-        AuditEvent(
-            at=now,
-            actor=actor,
-            action=f"device.{verb[0] if value else verb[1]}",
-            subject=device.mac,
-        )
-    )
+    audit.record(db, now, actor, f"device.{verb[0] if value else verb[1]}", device.mac)
     return device
 
 
@@ -596,14 +579,13 @@ def top_up(db: DB, *, ip: IPv4Address, code: str, now: datetime, mac: str | None
     if current.state in (VoucherState.EXPIRED, VoucherState.USED_UP):
         current.state = VoucherState.ACTIVE
         current.ended_at = None
-    db.add(
-        AuditEvent(
-            at=now,
-            actor="resident",
-            action="voucher.topup",
-            subject=card.code,
-            detail=f"onto {current.code}: +{seconds}s +{data_bytes}B",
-        )
+    audit.record(
+        db,
+        now,
+        "resident",
+        "voucher.topup",
+        card.code,
+        f"onto {current.code}: +{seconds}s +{data_bytes}B",
     )
     db.flush()
     return TopUp(current, card, seconds, data_bytes)
