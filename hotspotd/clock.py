@@ -28,11 +28,9 @@ from pathlib import Path
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session as DB
 
-from hotspotd.core import audit, timeline
-from hotspotd.core.models import Session
+from hotspotd.core import audit, queries, timeline
 from hotspotd.core.sessions import CLOCK_FLOOR
 
 log = logging.getLogger("hotspotd.clock")
@@ -316,7 +314,7 @@ class Timekeeper:
 
     def _step(self, db: DB, delta: timedelta) -> Correction:
         moved = 0
-        for s in db.scalars(select(Session).where(Session.ended_at.is_(None))):
+        for s in queries.open_sessions(db):
             s.last_activity_at += delta
             moved += 1
         self.corrections += 1

@@ -33,7 +33,7 @@ from hotspotd import config as config_mod
 from hotspotd import schema
 from hotspotd.clock import OsClock, SystemClock, Timekeeper
 from hotspotd.control import ControlError, ControlServer, Peer
-from hotspotd.core import audit, codes, db, reconcile, sessions, usage, vouchers
+from hotspotd.core import audit, codes, db, queries, reconcile, sessions, usage, vouchers
 from hotspotd.core.models import Device, Session
 from hotspotd.core.ports import Firewall, Rate, Shaper, normalize_mac
 from hotspotd.core.throttle import GuessThrottle
@@ -144,7 +144,7 @@ class Hotspotd:
                     # Idle is measured on this start's time: a session from before the power
                     # cut gets its idle limit counted from now, not from a clock that is wrong.
                     since = self.clock.unsynced_since
-                    for s in sessions.open_sessions(tx):
+                    for s in queries.open_sessions(tx):
                         if since is not None and s.last_activity_at < since:
                             s.last_activity_at = now
                 for s, reason in self._enforce(tx, now):
@@ -205,10 +205,10 @@ class Hotspotd:
                 correction = self.clock.observe(tx)
                 now = self.clock.now()
                 sessions.split_at_midnight(tx, now, self.tz)
-                before = {s.id: (s.bytes_up, s.bytes_down) for s in sessions.open_sessions(tx)}
+                before = {s.id: (s.bytes_up, s.bytes_down) for s in queries.open_sessions(tx)}
                 report = sessions.charge(tx, counters, now, elapsed_s)
                 self.throughput = {}
-                for s in sessions.open_sessions(tx):
+                for s in queries.open_sessions(tx):
                     up0, down0 = before.get(s.id, (s.bytes_up, s.bytes_down))
                     if elapsed_s > 0:
                         self.throughput[s.id] = Throughput(
@@ -262,7 +262,7 @@ class Hotspotd:
             now = self.clock.now()
             quiet = [
                 (s.id, IPv4Address(s.ip), s.mac, s.last_activity_at)
-                for s in sessions.open_sessions(tx)
+                for s in queries.open_sessions(tx)
                 if (now - s.last_activity_at).total_seconds() >= away
             ]
         quiet_ids = {q[0] for q in quiet}
@@ -499,7 +499,7 @@ class Hotspotd:
         now = self.clock.now()
         out = []
         with self.transaction() as tx:
-            for s in sessions.open_sessions(tx):
+            for s in queries.open_sessions(tx):
                 rate = self.throughput.get(s.id, Throughput())
                 left = vouchers.standing_of(s.voucher, now) if s.voucher is not None else None
                 out.append(
@@ -674,23 +674,22 @@ class Params:
 
 def _sessions_of(tx: DB, target: str, prefix: Any) -> list[Session]:
     """Open sessions of an address, a MAC or a voucher code."""
-    query = select(Session).where(Session.ended_at.is_(None))
     with contextlib.suppress(ValueError):
         ip = IPv4Address(target)
         if ip not in prefix:
             raise InvalidInput(f"{ip} is not on the hotspot's network")
-        found = list(tx.scalars(query.where(Session.ip == str(ip))))
+        found = list(queries.open_at(tx, ip))
         if not found:
             raise NotFound(f"nobody is logged in at {ip}")
         return found
     with contextlib.suppress(ValueError):
         mac = normalize_mac(target)
-        found = list(tx.scalars(query.where(Session.mac == mac)))
+        found = list(queries.open_of_device(tx, mac))
         if not found:
             raise NotFound(f"{mac} is not logged in")
         return found
     voucher = vouchers.find(tx, target)
-    found = list(tx.scalars(query.where(Session.voucher_id == voucher.id)))
+    found = list(queries.open_on_voucher(tx, voucher.id))
     if not found:
         raise NotFound("no device is logged in with that voucher")
     return found

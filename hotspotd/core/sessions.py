@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session as DB
 
-from hotspotd.core import accounting, audit, vouchers
+from hotspotd.core import accounting, audit, queries, vouchers
 from hotspotd.core.accounting import Allowance
 from hotspotd.core.models import (
     Device,
@@ -89,24 +89,6 @@ def device_for(db: DB, mac: str, now: datetime) -> Device:
     return device
 
 
-def open_sessions(db: DB) -> Sequence[Session]:
-    return db.scalars(select(Session).where(Session.ended_at.is_(None)).order_by(Session.id)).all()
-
-
-def open_session_at(db: DB, ip: IPv4Address | str, mac: str | None = None) -> Session | None:
-    """The open session at this address; with `mac`, only if it is that device's.
-
-    The daemon passes the MAC the neighbour table gives for the address, so a laptop that
-    spoofs a phone's address cannot log it out or top up on its card.
-    """
-    session = db.scalar(
-        select(Session).where(Session.ended_at.is_(None), Session.ip == str(IPv4Address(ip)))
-    )
-    if session is not None and mac is not None and session.mac != normalize_mac(mac):
-        return None
-    return session
-
-
 def end(db: DB, session: Session, now: datetime, reason: str) -> None:
     if session.ended_at is None:
         session.ended_at = now
@@ -116,11 +98,10 @@ def end(db: DB, session: Session, now: datetime, reason: str) -> None:
 def _clear_way(db: DB, ip: str, mac: str, now: datetime) -> list[Session]:
     """End sessions that stand in the way of this device at this address."""
     ended = []
-    for other in db.scalars(
-        select(Session).where(Session.ended_at.is_(None), Session.ip == ip, Session.mac != mac)
-    ):
-        end(db, other, now, EndCause.LEASE)
-        ended.append(other)
+    for other in queries.open_at(db, ip):
+        if other.mac != mac:
+            end(db, other, now, EndCause.LEASE)
+            ended.append(other)
     return ended
 
 
@@ -134,7 +115,7 @@ def login_voucher(db: DB, *, ip: IPv4Address, mac: str, code: str, now: datetime
     vouchers.redeem(db, voucher, now)  # refuses expired, used up, revoked
 
     ended = _clear_way(db, ip_text, mac, now)
-    mine = db.scalar(select(Session).where(Session.ended_at.is_(None), Session.mac == mac))
+    mine = next(iter(queries.open_of_device(db, mac)), None)
     if mine is not None and mine.voucher_id == voucher.id:
         mine.ip = ip_text
         mine.last_activity_at = now
@@ -145,11 +126,9 @@ def login_voucher(db: DB, *, ip: IPv4Address, mac: str, code: str, now: datetime
 
     limit = voucher.plan.devices
     if limit is not None:
-        on_voucher = db.scalars(
-            select(Session)
-            .where(Session.ended_at.is_(None), Session.voucher_id == voucher.id)
-            .order_by(Session.last_activity_at, Session.id)
-        ).all()
+        on_voucher = sorted(
+            queries.open_on_voucher(db, voucher.id), key=lambda s: (s.last_activity_at, s.id)
+        )
         # At the limit the newest login takes over from the device seen longest ago: a phone
         # that came back with a new random MAC is not locked out by its own old self.
         for old in on_voucher[: max(0, len(on_voucher) - limit + 1)]:
@@ -236,7 +215,7 @@ def login_free(
             "used_up", "today's free internet is used up; come back tomorrow", reason="free_used_up"
         )
     ended = _clear_way(db, ip_text, mac, now)
-    mine = db.scalar(select(Session).where(Session.ended_at.is_(None), Session.mac == mac))
+    mine = next(iter(queries.open_of_device(db, mac)), None)
     if mine is not None and mine.kind is SessionKind.FREE:
         mine.ip = ip_text
         return LoginResult(mine, resumed=True, ended=ended)
@@ -253,7 +232,7 @@ def logout(
     mac: str | None = None,
     reason: str = EndCause.LOGOUT,
 ) -> Session:
-    session = open_session_at(db, ip, mac)
+    session = queries.open_session_at(db, ip, mac)
     if session is None:
         raise NotFound("no device is logged in at that address", reason="not_logged_in")
     end(db, session, now, reason)
@@ -286,7 +265,7 @@ def charge(
     report = ChargeReport()
     elapsed_s = max(0, elapsed_s)
     timed: set[int] = set()
-    for s in open_sessions(db):
+    for s in queries.open_sessions(db):
         c = counters.get(DeviceKey(IPv4Address(s.ip), s.mac))
         up = down = 0
         if c is not None:
@@ -317,7 +296,7 @@ def charge(
 def rebaseline(db: DB, keys: Iterable[DeviceKey]) -> None:
     """Devices just (re)added to the kernel start counting from zero."""
     fresh = {(str(k.ip), k.mac) for k in keys}
-    for s in open_sessions(db):
+    for s in queries.open_sessions(db):
         if (s.ip, s.mac) in fresh:
             s.kernel_up = s.kernel_down = 0
 
@@ -332,7 +311,7 @@ def split_at_midnight(db: DB, now: datetime, tz: ZoneInfo) -> list[Session]:
     """
     midnight = day_start(now, tz)
     fresh = []
-    for old in open_sessions(db):
+    for old in queries.open_sessions(db):
         if old.kind is not SessionKind.FREE or old.started_at >= midnight:
             continue
         end(db, old, midnight, EndCause.DAY_END)
@@ -378,7 +357,7 @@ def enforce(
         )
 
     ended: list[tuple[Session, str]] = []
-    for s in open_sessions(db):
+    for s in queries.open_sessions(db):
         reason: str | None
         if s.device.blocked:
             reason = EndCause.BLOCKED
@@ -423,7 +402,7 @@ def desired(db: DB, *, garden: Iterable[IPv4Address], policy: FreePolicy) -> Des
     blocked = frozenset(d.mac for d in devices if d.blocked)
     trusted = frozenset(d.mac for d in devices if d.trusted and not d.blocked)
     authorized: dict[DeviceKey, Rate] = {}
-    for s in open_sessions(db):
+    for s in queries.open_sessions(db):
         if s.mac in blocked:
             continue
         if s.voucher is not None:
@@ -455,16 +434,12 @@ def status(
     tz: ZoneInfo,
     mac: str | None = None,
 ) -> Status:
-    s = open_session_at(db, ip, mac)
+    s = queries.open_session_at(db, ip, mac)
     if s is None:
         raise NotFound("this device is not logged in", reason="not_logged_in")
     if s.voucher is not None:
         st = vouchers.standing_of(s.voucher, now)
-        on = db.scalar(
-            select(func.count()).where(
-                Session.ended_at.is_(None), Session.voucher_id == s.voucher_id
-            )
-        )
+        on = queries.devices_on_voucher(db, s.voucher_id)
         return Status(
             s, s.voucher.plan.name, st.seconds_left, st.data_left, st.valid_until, on or 1
         )
@@ -505,9 +480,7 @@ def set_flag(db: DB, *, mac: str, flag: str, value: bool, actor: str, now: datet
     device = device_for(db, mac, now)
     setattr(device, flag, value)
     if flag == "blocked" and value:
-        for s in db.scalars(
-            select(Session).where(Session.ended_at.is_(None), Session.mac == device.mac)
-        ):
+        for s in queries.open_of_device(db, device.mac):
             end(db, s, now, EndCause.BLOCKED)
     verb = {"trusted": ("trust", "untrust"), "blocked": ("block", "unblock")}[flag]
     audit.record(db, now, actor, f"device.{verb[0] if value else verb[1]}", device.mac)
@@ -542,7 +515,7 @@ def top_up(db: DB, *, ip: IPv4Address, code: str, now: datetime, mac: str | None
     now) and its plan's online time (or, for a plan without one, its validity) and data are
     added on top of the running voucher, which also moves that voucher's validity.
     """
-    session = open_session_at(db, ip, mac)
+    session = queries.open_session_at(db, ip, mac)
     if session is None:
         raise NotLoggedIn("this device is not logged in")
     current = session.voucher
