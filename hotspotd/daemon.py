@@ -96,8 +96,7 @@ class Hotspotd:
         # published beside the socket so the portal and hotspotctl tell the same time.
         self.clock = Timekeeper(clock or SystemClock(), self.tz, cfg.daemon.clock_file)
         self.lock = threading.RLock()
-        f = cfg.free
-        self.policy = sessions.FreePolicy(f.enabled, f.time_s, f.data_bytes, f.down_bps, f.up_bps)
+        self.policy = sessions.FreePolicy.from_config(cfg.free)
         self.garden = frozenset({cfg.portal.address})
         self.started_at: datetime | None = None
         self.charged_to: float | None = None  # monotonic time the online seconds are charged to

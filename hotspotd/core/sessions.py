@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from ipaddress import IPv4Address
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
@@ -28,6 +29,9 @@ from hotspotd.core.models import (
 from hotspotd.core.ports import Counters, DeviceKey, Rate, normalize_mac
 from hotspotd.core.reconcile import Desired
 from hotspotd.errors import ClientError, Conflict, InvalidInput, NotFound, VoucherRejected
+
+if TYPE_CHECKING:  # only for the type: the core does not load the configuration itself
+    from hotspotd.config import FreeAllowanceConfig
 
 # Before this the clock is surely wrong (a router without a real-time clock boots in 1970, or
 # at the time fake-hwclock saved): validity is not judged until NTP has set it.
@@ -68,6 +72,11 @@ class FreePolicy:
     data_bytes: int | None = None
     down_bps: int | None = None
     up_bps: int | None = None
+
+    @classmethod
+    def from_config(cls, free: FreeAllowanceConfig) -> FreePolicy:
+        """The policy the configuration's `[free]` table sets."""
+        return cls(free.enabled, free.time_s, free.data_bytes, free.down_bps, free.up_bps)
 
 
 @dataclass(frozen=True)
