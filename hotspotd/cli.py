@@ -28,7 +28,7 @@ from hotspotd import schema
 from hotspotd.backup import backup_command, restore_command
 from hotspotd.clock import Clock, ClockReport, SystemClock, read_published
 from hotspotd.control.client import OperatorClient
-from hotspotd.core import codes, content, db, plans, sessions, units, vouchers
+from hotspotd.core import codes, content, db, plans, queries, units, vouchers
 from hotspotd.core.models import ClockState, Listing, Plan, Voucher, VoucherState
 from hotspotd.errors import DatabaseNotReady, HotspotError, InvalidInput
 
@@ -828,7 +828,7 @@ def status(env: Env, as_json: bool) -> None:
             offset_s=0.0,
             corrections=row.corrections,
         )
-        online = len(sessions.open_sessions(session))
+        online = len(queries.open_sessions(session))
         heartbeat = row.heartbeat_at
     if as_json:
         _dump(

@@ -28,11 +28,9 @@ from pathlib import Path
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session as DB
 
-from hotspotd.core import timeline
-from hotspotd.core.models import AuditEvent, Session
+from hotspotd.core import audit, queries, timeline
 from hotspotd.core.sessions import CLOCK_FLOOR
 
 log = logging.getLogger("hotspotd.clock")
@@ -316,7 +314,7 @@ class Timekeeper:
 
     def _step(self, db: DB, delta: timedelta) -> Correction:
         moved = 0
-        for s in db.scalars(select(Session).where(Session.ended_at.is_(None))):
+        for s in queries.open_sessions(db):
             s.last_activity_at += delta
             moved += 1
         self.corrections += 1
@@ -330,12 +328,7 @@ class Timekeeper:
         detail = f"{_signed(delta)}, {moved} times moved"
         if since is not None:
             detail += f" (provisional since {since.isoformat(timespec='seconds')})"
-        db.add(
-            AuditEvent(
-                at=self.now(), actor="hotspotd", action=f"clock.{reason}", subject="clock",
-                detail=detail,
-            )
-        )  # fmt: skip
+        audit.record(db, self.now(), "hotspotd", f"clock.{reason}", "clock", detail)
 
     def _keep(self, db: DB) -> None:
         row = timeline.state(db)

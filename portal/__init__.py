@@ -70,10 +70,7 @@ def create_app(
     originals.prepare()
     app.extensions["hotspot.online"] = online
     app.extensions["hotspot.originals"] = originals
-    f = cfg.free
-    app.extensions["hotspot.free"] = sessions.FreePolicy(
-        f.enabled, f.time_s, f.data_bytes, f.down_bps, f.up_bps
-    )
+    app.extensions["hotspot.free"] = sessions.FreePolicy.from_config(cfg.free)
 
     @app.teardown_appcontext
     def close_session(_exc: BaseException | None) -> None:

@@ -19,9 +19,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
-from hotspotd.core.models import Session
+from hotspotd.core import queries
 
 
 class OnlineAddresses:
@@ -57,9 +57,8 @@ class OnlineAddresses:
             self._checked = self._clock()
             stamp = self._current_stamp()
             if stamp is None or stamp != self._stamp:
-                query = select(Session.ip).where(Session.ended_at.is_(None))
                 with self._engine.connect() as conn:
-                    self._ips = frozenset(str(ip) for (ip,) in conn.execute(query))
+                    self._ips = queries.open_addresses(conn)
                 self._stamp = stamp
             return self._ips
 

@@ -21,14 +21,13 @@ import enum
 import logging
 import pwd
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from ipaddress import IPv4Address
 from typing import Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session as DB
 
 from hotspotd import config as config_mod
@@ -45,8 +44,8 @@ from hotspotd.control.params import (
 )
 from hotspotd.control.server import Peer
 from hotspotd.control.wire import ControlError
-from hotspotd.core import codes, plans, reconcile, sessions, vouchers
-from hotspotd.core.models import AuditEvent, Session
+from hotspotd.core import audit, codes, plans, queries, reconcile, sessions, vouchers
+from hotspotd.core.models import Session
 from hotspotd.core.ports import normalize_mac
 from hotspotd.core.throttle import GuessThrottle
 from hotspotd.errors import (
@@ -277,12 +276,8 @@ def _code_attempt(svc: Service, tx: DB, ip: IPv4Address, attempt: Callable[[], T
     if guessing:
         log.warning("a code from %s (%s) was good while the hotspot is being guessed at",
                     ip, device)  # fmt: skip
-        tx.add(
-            AuditEvent(
-                at=svc.now(), actor="resident", action="voucher.guess_window",
-                subject=device, detail=f"a good code from {ip} while guessing went on",
-            )
-        )  # fmt: skip
+        audit.record(tx, svc.now(), "resident", "voucher.guess_window", device,
+                     f"a good code from {ip} while guessing went on")  # fmt: skip
     return result
 
 
@@ -336,7 +331,7 @@ def online(svc: Service, a: Args, who: Caller) -> list[dict[str, Any]]:
     now = svc.now()
     out = []
     with svc.transaction() as tx:
-        for s in sessions.open_sessions(tx):
+        for s in queries.open_sessions(tx):
             down_bps, up_bps = svc.rates_of(s.id)
             left = vouchers.standing_of(s.voucher, now) if s.voucher is not None else None
             out.append(
@@ -365,34 +360,29 @@ def kick(svc: Service, a: Args, who: Caller) -> dict[str, Any]:
         kicked = _sessions_of(tx, a["target"], svc.cfg.network.lan_prefix)
         for s in kicked:
             sessions.end(tx, s, svc.now(), sessions.EndCause.KICKED)
-            tx.add(AuditEvent(at=svc.now(), actor=who.actor, action="session.kick", subject=s.mac))
+            audit.record(tx, svc.now(), who.actor, "session.kick", s.mac)
         ips = [s.ip for s in kicked]
     svc.reconcile()
     return {"kicked": ips}
 
 
-def _sessions_of(tx: DB, target: str, prefix: Any) -> list[Session]:
-    """Open sessions of an address, a MAC or a voucher code."""
-    query = select(Session).where(Session.ended_at.is_(None))
+def _sessions_of(tx: DB, target: str, prefix: Any) -> Sequence[Session]:
+    """Open sessions of an address, a MAC or a voucher code, as an operator names them."""
     with contextlib.suppress(ValueError):
         ip = IPv4Address(target)
         if ip not in prefix:
             raise InvalidInput(f"{ip} is not on the hotspot's network")
-        found = list(tx.scalars(query.where(Session.ip == str(ip))))
-        if not found:
-            raise NotFound(f"nobody is logged in at {ip}")
-        return found
+        return queries.open_at(tx, ip) or _none(f"nobody is logged in at {ip}")
     with contextlib.suppress(ValueError):
         mac = normalize_mac(target)
-        found = list(tx.scalars(query.where(Session.mac == mac)))
-        if not found:
-            raise NotFound(f"{mac} is not logged in")
-        return found
+        return queries.open_of_device(tx, mac) or _none(f"{mac} is not logged in")
     voucher = vouchers.find(tx, target)
-    found = list(tx.scalars(query.where(Session.voucher_id == voucher.id)))
-    if not found:
-        raise NotFound("no device is logged in with that voucher")
-    return found
+    found = queries.open_on_voucher(tx, voucher.id)
+    return found or _none("no device is logged in with that voucher")
+
+
+def _none(message: str) -> Sequence[Session]:
+    raise NotFound(message)
 
 
 def extend(svc: Service, a: Args, who: Caller) -> dict[str, Any]:
@@ -436,12 +426,11 @@ def plan_edit(svc: Service, a: Args, who: Caller) -> dict[str, Any]:
         raise InvalidInput("nothing to change: give at least one term", reason="nothing_to_add")
     with svc.transaction() as tx:
         plan = plans.edit(tx, a["name"], changes, new_name)
+        name = plan.name
         detail = ", ".join(f"{k}={v}" for k, v in sorted(changes.items()))
         if new_name is not None:
             detail = ", ".join(filter(None, [f"name={new_name}", detail]))
-        tx.add(AuditEvent(at=svc.now(), actor=who.actor, action="plan.edit",
-                          subject=a["name"], detail=detail))  # fmt: skip
-        name = plan.name
+        audit.record(tx, svc.now(), who.actor, "plan.edit", name, detail)
     svc.enforce()  # a shorter limit may have run out already
     svc.reconcile()  # new rates for the sessions on it
     return {"name": name}

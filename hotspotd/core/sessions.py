@@ -10,15 +10,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from ipaddress import IPv4Address
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session as DB
 
-from hotspotd.core import accounting, vouchers
+from hotspotd.core import accounting, audit, queries, vouchers
 from hotspotd.core.accounting import Allowance
 from hotspotd.core.models import (
-    AuditEvent,
     Device,
     Session,
     SessionKind,
@@ -29,6 +29,9 @@ from hotspotd.core.models import (
 from hotspotd.core.ports import Counters, DeviceKey, Rate, normalize_mac
 from hotspotd.core.reconcile import Desired
 from hotspotd.errors import ClientError, Conflict, InvalidInput, NotFound, VoucherRejected
+
+if TYPE_CHECKING:  # only for the type: the core does not load the configuration itself
+    from hotspotd.config import FreeAllowanceConfig
 
 # Before this the clock is surely wrong (a router without a real-time clock boots in 1970, or
 # at the time fake-hwclock saved): validity is not judged until NTP has set it.
@@ -70,6 +73,11 @@ class FreePolicy:
     down_bps: int | None = None
     up_bps: int | None = None
 
+    @classmethod
+    def from_config(cls, free: FreeAllowanceConfig) -> FreePolicy:
+        """The policy the configuration's `[free]` table sets."""
+        return cls(free.enabled, free.time_s, free.data_bytes, free.down_bps, free.up_bps)
+
 
 @dataclass(frozen=True)
 class LoginResult:
@@ -90,24 +98,6 @@ def device_for(db: DB, mac: str, now: datetime) -> Device:
     return device
 
 
-def open_sessions(db: DB) -> Sequence[Session]:
-    return db.scalars(select(Session).where(Session.ended_at.is_(None)).order_by(Session.id)).all()
-
-
-def open_session_at(db: DB, ip: IPv4Address | str, mac: str | None = None) -> Session | None:
-    """The open session at this address; with `mac`, only if it is that device's.
-
-    The daemon passes the MAC the neighbour table gives for the address, so a laptop that
-    spoofs a phone's address cannot log it out or top up on its card.
-    """
-    session = db.scalar(
-        select(Session).where(Session.ended_at.is_(None), Session.ip == str(IPv4Address(ip)))
-    )
-    if session is not None and mac is not None and session.mac != normalize_mac(mac):
-        return None
-    return session
-
-
 def end(db: DB, session: Session, now: datetime, reason: str) -> None:
     if session.ended_at is None:
         session.ended_at = now
@@ -117,11 +107,10 @@ def end(db: DB, session: Session, now: datetime, reason: str) -> None:
 def _clear_way(db: DB, ip: str, mac: str, now: datetime) -> list[Session]:
     """End sessions that stand in the way of this device at this address."""
     ended = []
-    for other in db.scalars(
-        select(Session).where(Session.ended_at.is_(None), Session.ip == ip, Session.mac != mac)
-    ):
-        end(db, other, now, EndCause.LEASE)
-        ended.append(other)
+    for other in queries.open_at(db, ip):
+        if other.mac != mac:
+            end(db, other, now, EndCause.LEASE)
+            ended.append(other)
     return ended
 
 
@@ -135,7 +124,7 @@ def login_voucher(db: DB, *, ip: IPv4Address, mac: str, code: str, now: datetime
     vouchers.redeem(db, voucher, now)  # refuses expired, used up, revoked
 
     ended = _clear_way(db, ip_text, mac, now)
-    mine = db.scalar(select(Session).where(Session.ended_at.is_(None), Session.mac == mac))
+    mine = next(iter(queries.open_of_device(db, mac)), None)
     if mine is not None and mine.voucher_id == voucher.id:
         mine.ip = ip_text
         mine.last_activity_at = now
@@ -146,11 +135,9 @@ def login_voucher(db: DB, *, ip: IPv4Address, mac: str, code: str, now: datetime
 
     limit = voucher.plan.devices
     if limit is not None:
-        on_voucher = db.scalars(
-            select(Session)
-            .where(Session.ended_at.is_(None), Session.voucher_id == voucher.id)
-            .order_by(Session.last_activity_at, Session.id)
-        ).all()
+        on_voucher = sorted(
+            queries.open_on_voucher(db, voucher.id), key=lambda s: (s.last_activity_at, s.id)
+        )
         # At the limit the newest login takes over from the device seen longest ago: a phone
         # that came back with a new random MAC is not locked out by its own old self.
         for old in on_voucher[: max(0, len(on_voucher) - limit + 1)]:
@@ -158,14 +145,13 @@ def login_voucher(db: DB, *, ip: IPv4Address, mac: str, code: str, now: datetime
             ended.append(old)
             # For the operator: a card taken over by another device (a phone back with a new
             # random MAC, or someone who read the code off the card or the air).
-            db.add(
-                AuditEvent(
-                    at=now,
-                    actor="resident",
-                    action="voucher.takeover",
-                    subject=voucher.code,
-                    detail=f"{old.mac} at {old.ip} replaced by {mac} at {ip_text}",
-                )
+            audit.record(
+                db,
+                now,
+                "resident",
+                "voucher.takeover",
+                voucher.code,
+                f"{old.mac} at {old.ip} replaced by {mac} at {ip_text}",
             )
 
     return _begin(db, SessionKind.VOUCHER, voucher, device, ip_text, now, ended)
@@ -238,7 +224,7 @@ def login_free(
             "used_up", "today's free internet is used up; come back tomorrow", reason="free_used_up"
         )
     ended = _clear_way(db, ip_text, mac, now)
-    mine = db.scalar(select(Session).where(Session.ended_at.is_(None), Session.mac == mac))
+    mine = next(iter(queries.open_of_device(db, mac)), None)
     if mine is not None and mine.kind is SessionKind.FREE:
         mine.ip = ip_text
         return LoginResult(mine, resumed=True, ended=ended)
@@ -255,7 +241,7 @@ def logout(
     mac: str | None = None,
     reason: str = EndCause.LOGOUT,
 ) -> Session:
-    session = open_session_at(db, ip, mac)
+    session = queries.open_session_at(db, ip, mac)
     if session is None:
         raise NotFound("no device is logged in at that address", reason="not_logged_in")
     end(db, session, now, reason)
@@ -288,7 +274,7 @@ def charge(
     report = ChargeReport()
     elapsed_s = max(0, elapsed_s)
     timed: set[int] = set()
-    for s in open_sessions(db):
+    for s in queries.open_sessions(db):
         c = counters.get(DeviceKey(IPv4Address(s.ip), s.mac))
         up = down = 0
         if c is not None:
@@ -319,7 +305,7 @@ def charge(
 def rebaseline(db: DB, keys: Iterable[DeviceKey]) -> None:
     """Devices just (re)added to the kernel start counting from zero."""
     fresh = {(str(k.ip), k.mac) for k in keys}
-    for s in open_sessions(db):
+    for s in queries.open_sessions(db):
         if (s.ip, s.mac) in fresh:
             s.kernel_up = s.kernel_down = 0
 
@@ -334,7 +320,7 @@ def split_at_midnight(db: DB, now: datetime, tz: ZoneInfo) -> list[Session]:
     """
     midnight = day_start(now, tz)
     fresh = []
-    for old in open_sessions(db):
+    for old in queries.open_sessions(db):
         if old.kind is not SessionKind.FREE or old.started_at >= midnight:
             continue
         end(db, old, midnight, EndCause.DAY_END)
@@ -380,7 +366,7 @@ def enforce(
         )
 
     ended: list[tuple[Session, str]] = []
-    for s in open_sessions(db):
+    for s in queries.open_sessions(db):
         reason: str | None
         if s.device.blocked:
             reason = EndCause.BLOCKED
@@ -425,7 +411,7 @@ def desired(db: DB, *, garden: Iterable[IPv4Address], policy: FreePolicy) -> Des
     blocked = frozenset(d.mac for d in devices if d.blocked)
     trusted = frozenset(d.mac for d in devices if d.trusted and not d.blocked)
     authorized: dict[DeviceKey, Rate] = {}
-    for s in open_sessions(db):
+    for s in queries.open_sessions(db):
         if s.mac in blocked:
             continue
         if s.voucher is not None:
@@ -457,16 +443,12 @@ def status(
     tz: ZoneInfo,
     mac: str | None = None,
 ) -> Status:
-    s = open_session_at(db, ip, mac)
+    s = queries.open_session_at(db, ip, mac)
     if s is None:
         raise NotFound("this device is not logged in", reason="not_logged_in")
     if s.voucher is not None:
         st = vouchers.standing_of(s.voucher, now)
-        on = db.scalar(
-            select(func.count()).where(
-                Session.ended_at.is_(None), Session.voucher_id == s.voucher_id
-            )
-        )
+        on = queries.devices_on_voucher(db, s.voucher_id)
         return Status(
             s, s.voucher.plan.name, st.seconds_left, st.data_left, st.valid_until, on or 1
         )
@@ -496,15 +478,7 @@ def extend(
     if voucher.state in (VoucherState.EXPIRED, VoucherState.USED_UP):
         voucher.state = VoucherState.ACTIVE if voucher.first_used_at else VoucherState.UNUSED
         voucher.ended_at = None
-    db.add(
-        AuditEvent(
-            at=now,
-            actor=actor,
-            action="voucher.extend",
-            subject=voucher.code,
-            detail=f"+{seconds}s +{data_bytes}B",
-        )
-    )
+    audit.record(db, now, actor, "voucher.extend", voucher.code, f"+{seconds}s +{data_bytes}B")
     return voucher
 
 
@@ -515,19 +489,10 @@ def set_flag(db: DB, *, mac: str, flag: str, value: bool, actor: str, now: datet
     device = device_for(db, mac, now)
     setattr(device, flag, value)
     if flag == "blocked" and value:
-        for s in db.scalars(
-            select(Session).where(Session.ended_at.is_(None), Session.mac == device.mac)
-        ):
+        for s in queries.open_of_device(db, device.mac):
             end(db, s, now, EndCause.BLOCKED)
     verb = {"trusted": ("trust", "untrust"), "blocked": ("block", "unblock")}[flag]
-    db.add(
-        AuditEvent(
-            at=now,
-            actor=actor,
-            action=f"device.{verb[0] if value else verb[1]}",
-            subject=device.mac,
-        )
-    )
+    audit.record(db, now, actor, f"device.{verb[0] if value else verb[1]}", device.mac)
     return device
 
 
@@ -559,7 +524,7 @@ def top_up(db: DB, *, ip: IPv4Address, code: str, now: datetime, mac: str | None
     now) and its plan's online time (or, for a plan without one, its validity) and data are
     added on top of the running voucher, which also moves that voucher's validity.
     """
-    session = open_session_at(db, ip, mac)
+    session = queries.open_session_at(db, ip, mac)
     if session is None:
         raise NotLoggedIn("this device is not logged in")
     current = session.voucher
@@ -596,14 +561,13 @@ def top_up(db: DB, *, ip: IPv4Address, code: str, now: datetime, mac: str | None
     if current.state in (VoucherState.EXPIRED, VoucherState.USED_UP):
         current.state = VoucherState.ACTIVE
         current.ended_at = None
-    db.add(
-        AuditEvent(
-            at=now,
-            actor="resident",
-            action="voucher.topup",
-            subject=card.code,
-            detail=f"onto {current.code}: +{seconds}s +{data_bytes}B",
-        )
+    audit.record(
+        db,
+        now,
+        "resident",
+        "voucher.topup",
+        card.code,
+        f"onto {current.code}: +{seconds}s +{data_bytes}B",
     )
     db.flush()
     return TopUp(current, card, seconds, data_bytes)

@@ -13,7 +13,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hotspotd.core import accounting, codes, plans
+from hotspotd.core import accounting, audit, codes, plans
 from hotspotd.core.models import AuditEvent, Voucher, VoucherBatch, VoucherState
 from hotspotd.errors import Conflict, InvalidInput, NotFound, VoucherRejected, VoucherTypo
 
@@ -100,15 +100,7 @@ def make_batch(
         for code in new_codes
     ]
     db.add_all(vouchers)
-    db.add(
-        AuditEvent(
-            at=now,
-            actor=created_by,
-            action="voucher.make",
-            subject=batch_name,
-            detail=f"{count} × {plan.name}",
-        )
-    )
+    audit.record(db, now, created_by, "voucher.make", batch_name, f"{count} × {plan.name}")
     db.flush()
     return batch, vouchers
 
@@ -173,7 +165,7 @@ def redeem(db: Session, voucher: Voucher, now: datetime) -> Voucher:
     if voucher.state is VoucherState.UNUSED:
         voucher.state = VoucherState.ACTIVE
         voucher.first_used_at = now
-        db.add(AuditEvent(at=now, actor="resident", action="voucher.redeem", subject=voucher.code))
+        audit.record(db, now, "resident", "voucher.redeem", voucher.code)
         db.flush()
     return voucher
 
@@ -225,7 +217,7 @@ def revoke(db: Session, text: str, *, actor: str, now: datetime) -> Voucher:
     voucher.state = VoucherState.REVOKED
     voucher.revoked_at = now
     voucher.ended_at = voucher.ended_at or now
-    db.add(AuditEvent(at=now, actor=actor, action="voucher.revoke", subject=voucher.code))
+    audit.record(db, now, actor, "voucher.revoke", voucher.code)
     db.flush()
     return voucher
 

@@ -29,7 +29,7 @@ from hotspotd import schema
 from hotspotd.clock import OsClock, SystemClock, Timekeeper
 from hotspotd.control import ops
 from hotspotd.control.server import Peer
-from hotspotd.core import db, reconcile, sessions, usage
+from hotspotd.core import db, queries, reconcile, sessions, usage
 from hotspotd.core.models import Device, Session
 from hotspotd.core.ports import Firewall, Rate, Shaper
 from hotspotd.core.throttle import GuessThrottle
@@ -77,8 +77,7 @@ class Hotspotd:
         # published beside the socket so the portal and hotspotctl tell the same time.
         self.clock = Timekeeper(clock or SystemClock(), self.tz, cfg.daemon.clock_file)
         self.lock = threading.RLock()
-        f = cfg.free
-        self.policy = sessions.FreePolicy(f.enabled, f.time_s, f.data_bytes, f.down_bps, f.up_bps)
+        self.policy = sessions.FreePolicy.from_config(cfg.free)
         self.garden = frozenset({cfg.portal.address})
         self.started_at: datetime | None = None
         self.charged_to: float | None = None  # monotonic time the online seconds are charged to
@@ -126,7 +125,7 @@ class Hotspotd:
                     # Idle is measured on this start's time: a session from before the power
                     # cut gets its idle limit counted from now, not from a clock that is wrong.
                     since = self.clock.unsynced_since
-                    for s in sessions.open_sessions(tx):
+                    for s in queries.open_sessions(tx):
                         if since is not None and s.last_activity_at < since:
                             s.last_activity_at = now
                 for s, reason in self._enforce(tx, now):
@@ -187,10 +186,10 @@ class Hotspotd:
                 correction = self.clock.observe(tx)
                 now = self.clock.now()
                 sessions.split_at_midnight(tx, now, self.tz)
-                before = {s.id: (s.bytes_up, s.bytes_down) for s in sessions.open_sessions(tx)}
+                before = {s.id: (s.bytes_up, s.bytes_down) for s in queries.open_sessions(tx)}
                 report = sessions.charge(tx, counters, now, elapsed_s)
                 self.throughput = {}
-                for s in sessions.open_sessions(tx):
+                for s in queries.open_sessions(tx):
                     up0, down0 = before.get(s.id, (s.bytes_up, s.bytes_down))
                     if elapsed_s > 0:
                         self.throughput[s.id] = Throughput(
@@ -244,7 +243,7 @@ class Hotspotd:
             now = self.clock.now()
             quiet = [
                 (s.id, IPv4Address(s.ip), s.mac, s.last_activity_at)
-                for s in sessions.open_sessions(tx)
+                for s in queries.open_sessions(tx)
                 if (now - s.last_activity_at).total_seconds() >= away
             ]
         quiet_ids = {q[0] for q in quiet}

@@ -199,3 +199,15 @@ def test_logout_status_and_extend(db: DB) -> None:
         sessions.status(db, ip=IP1, now=NOW, policy=FREE, tz=TZ)
     with pytest.raises(NotFound):
         sessions.logout(db, ip=IP1, now=NOW)
+
+
+def test_free_policy_from_config_takes_the_free_table() -> None:
+    from hotspotd.config import FreeAllowanceConfig
+
+    cfg = FreeAllowanceConfig(
+        enabled=True, time_s=1800, data_bytes=100_000_000, down_bps=1_000_000, up_bps=512_000
+    )
+    assert FreePolicy.from_config(cfg) == FREE
+    assert FreePolicy.from_config(FreeAllowanceConfig(enabled=False, time_s=None)) == FreePolicy(
+        False, None, 100 * 10**6, 1_000_000, 512_000
+    )

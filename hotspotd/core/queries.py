@@ -1,0 +1,66 @@
+"""Read queries on open sessions: who is online, at which address, on which device or voucher.
+
+"Open" (`ended_at IS NULL`, served by the `ix_session_open` index) is decided here and nowhere
+else, so the daemon, the CLI and the portal all count the same sessions as online. These only
+read; the rules built on them (who may log in, who is ended) are the callers'.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from ipaddress import IPv4Address
+
+from sqlalchemy import Connection, Select, func, select
+from sqlalchemy.orm import Session as DB
+
+from hotspotd.core.models import Session
+from hotspotd.core.ports import normalize_mac
+
+
+def _open() -> Select[Session]:
+    # Ordered by id, the order SQLite reads them through the index anyway: the same rows come
+    # back in the same order on PostgreSQL.
+    return select(Session).where(Session.ended_at.is_(None)).order_by(Session.id)
+
+
+def open_sessions(db: DB) -> Sequence[Session]:
+    return db.scalars(_open()).all()
+
+
+def open_at(db: DB, ip: IPv4Address | str) -> Sequence[Session]:
+    """The open sessions at this address (one, unless something went wrong)."""
+    return db.scalars(_open().where(Session.ip == str(IPv4Address(ip)))).all()
+
+
+def open_session_at(db: DB, ip: IPv4Address | str, mac: str | None = None) -> Session | None:
+    """The open session at this address; with `mac`, only if it is that device's.
+
+    The daemon passes the MAC the neighbour table gives for the address, so a laptop that
+    spoofs a phone's address cannot log it out or top up on its card.
+    """
+    session = db.scalar(_open().where(Session.ip == str(IPv4Address(ip))))
+    if session is not None and mac is not None and session.mac != normalize_mac(mac):
+        return None
+    return session
+
+
+def open_of_device(db: DB, mac: str) -> Sequence[Session]:
+    return db.scalars(_open().where(Session.mac == normalize_mac(mac))).all()
+
+
+def open_on_voucher(db: DB, voucher_id: int) -> Sequence[Session]:
+    return db.scalars(_open().where(Session.voucher_id == voucher_id)).all()
+
+
+def devices_on_voucher(db: DB, voucher_id: int | None) -> int:
+    """How many open sessions share this voucher."""
+    count = db.scalar(
+        select(func.count()).where(Session.ended_at.is_(None), Session.voucher_id == voucher_id)
+    )
+    return count or 0
+
+
+def open_addresses(conn: Connection | DB) -> frozenset[str]:
+    """The addresses with an open session; a bare connection will do (the portal's cache)."""
+    rows = conn.execute(select(Session.ip).where(Session.ended_at.is_(None)))
+    return frozenset(str(ip) for (ip,) in rows)
