@@ -33,7 +33,20 @@ from hotspotd import config as config_mod
 from hotspotd import schema
 from hotspotd.clock import OsClock, SystemClock, Timekeeper
 from hotspotd.control import ControlError, ControlServer, Peer
-from hotspotd.core import audit, codes, db, queries, reconcile, sessions, usage, vouchers
+from hotspotd.core import (
+    audit,
+    codes,
+    db,
+    desired,
+    enforcement,
+    login,
+    metering,
+    queries,
+    reconcile,
+    sessions,
+    usage,
+    vouchers,
+)
 from hotspotd.core.models import Device, Session
 from hotspotd.core.ports import Firewall, Rate, Shaper, normalize_mac
 from hotspotd.core.throttle import GuessThrottle
@@ -164,15 +177,15 @@ class Hotspotd:
         """Make the kernel hold what the database says; new kernel entries count from zero."""
         with self.lock:
             with self.transaction() as tx:
-                want = sessions.desired(tx, garden=self.garden, policy=self.policy)
+                want = desired.state(tx, garden=self.garden, policy=self.policy)
             self.online_macs = frozenset(key.mac for key in want.authorized)
             plan = reconcile.reconcile(self.firewall, self.shaper, want)
             if plan.firewall.authorize:
                 with self.transaction() as tx:
-                    sessions.rebaseline(tx, plan.firewall.authorize)
+                    metering.rebaseline(tx, plan.firewall.authorize)
             return plan
 
-    def poll(self) -> sessions.ChargeReport:
+    def poll(self) -> metering.ChargeReport:
         """Read every device's counters once and write them in one transaction.
 
         Online seconds are counted on the monotonic clock, so a jump of the wall clock (NTP
@@ -203,9 +216,9 @@ class Hotspotd:
             with self.transaction() as tx:
                 correction = self.clock.observe(tx)
                 now = self.clock.now()
-                sessions.split_at_midnight(tx, now, self.tz)
+                enforcement.split_at_midnight(tx, now, self.tz)
                 before = {s.id: (s.bytes_up, s.bytes_down) for s in queries.open_sessions(tx)}
-                report = sessions.charge(tx, counters, now, elapsed_s)
+                report = metering.charge(tx, counters, now, elapsed_s)
                 self.throughput = {}
                 for s in queries.open_sessions(tx):
                     up0, down0 = before.get(s.id, (s.bytes_up, s.bytes_down))
@@ -230,7 +243,7 @@ class Hotspotd:
             return ended
 
     def _enforce(self, tx: DB, now: datetime) -> list[tuple[Session, str]]:
-        return sessions.enforce(
+        return enforcement.enforce(
             tx, now, policy=self.policy, tz=self.tz, provisional_since=self.clock.unsynced_since
         )
 
@@ -365,7 +378,7 @@ class Hotspotd:
         now = self.clock.now()
         with self.transaction() as tx:  # written and committed before the kernel is touched
             if free:
-                result = sessions.login_free(
+                result = login.login_free(
                     tx, ip=ip, mac=mac, now=now, policy=self.policy, tz=self.tz
                 )
             else:
@@ -373,7 +386,7 @@ class Hotspotd:
                 result = self._code_attempt(
                     tx,
                     ip,
-                    lambda: sessions.login_voucher(tx, ip=ip, mac=mac, code=code, now=now),
+                    lambda: login.login_voucher(tx, ip=ip, mac=mac, code=code, now=now),
                 )
             session_id = result.session.id
         self.reconcile()
@@ -434,29 +447,29 @@ class Hotspotd:
         now = self.clock.now()
         with self.transaction() as tx:
 
-            def attempt() -> sessions.TopUp | sessions.LoginResult:
+            def attempt() -> login.TopUp | login.LoginResult:
                 try:
-                    return sessions.top_up(tx, ip=ip, code=code, now=now, mac=mac)
+                    return login.top_up(tx, ip=ip, code=code, now=now, mac=mac)
                 except sessions.WiderCard:
                     # An unlimited card adds nothing onto a limited one: the phone goes on with
                     # the new card, and the old one keeps what is left of it for later.
-                    return sessions.login_voucher(tx, ip=ip, mac=mac, code=code, now=now)
+                    return login.login_voucher(tx, ip=ip, mac=mac, code=code, now=now)
 
             result = self._code_attempt(tx, ip, attempt)
-            if isinstance(result, sessions.TopUp):
+            if isinstance(result, login.TopUp):
                 log.info("top-up at %s: +%ss +%sB onto voucher %s", ip, result.seconds,
                          result.data_bytes, result.voucher.id)  # fmt: skip
             else:
                 log.info("top-up at %s: switched to the wider card %s", ip, result.session.id)
         self.reconcile()
-        return {**self._status(ip, mac), "switched": not isinstance(result, sessions.TopUp)}
+        return {**self._status(ip, mac), "switched": not isinstance(result, login.TopUp)}
 
     def op_logout(self, p: Params, peer: Peer) -> dict[str, Any]:
         ip = p.ip("ip", self.cfg.network.lan_prefix)
         p.done()
         mac = self._mac_of(ip)
         with self.transaction() as tx:
-            sessions.logout(tx, ip=ip, mac=mac, now=self.clock.now())
+            login.logout(tx, ip=ip, mac=mac, now=self.clock.now())
         self.reconcile()
         return {"ip": str(ip), "logged_out": True}
 
