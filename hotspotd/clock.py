@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session as DB
 
 from hotspotd.core import audit, queries, timeline
-from hotspotd.core.sessions import CLOCK_FLOOR
+from hotspotd.core.enforcement import CLOCK_FLOOR
 
 log = logging.getLogger("hotspotd.clock")
 

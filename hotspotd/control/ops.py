@@ -44,7 +44,7 @@ from hotspotd.control.params import (
 )
 from hotspotd.control.server import Peer
 from hotspotd.control.wire import ControlError
-from hotspotd.core import audit, codes, plans, queries, reconcile, sessions, vouchers
+from hotspotd.core import audit, codes, login, plans, queries, reconcile, sessions, vouchers
 from hotspotd.core.models import Session
 from hotspotd.core.ports import normalize_mac
 from hotspotd.core.throttle import GuessThrottle
@@ -185,7 +185,7 @@ def _loggable(params: Mapping[str, Any]) -> str:
 # -- residents' operations ------------------------------------------------------------------
 
 
-def login(svc: Service, a: Args, who: Caller) -> dict[str, Any]:
+def log_in(svc: Service, a: Args, who: Caller) -> dict[str, Any]:
     ip, free, code = a["ip"], a["free"], a["code"]
     if not free and code is None:
         raise InvalidInput("'code' is required")
@@ -193,11 +193,11 @@ def login(svc: Service, a: Args, who: Caller) -> dict[str, Any]:
     now = svc.now()
     with svc.transaction() as tx:  # written and committed before the kernel is touched
         if free:
-            result = sessions.login_free(tx, ip=ip, mac=mac, now=now, policy=svc.policy,
+            result = login.login_free(tx, ip=ip, mac=mac, now=now, policy=svc.policy,
                                          tz=svc.tz)  # fmt: skip
         else:
             result = _code_attempt(
-                svc, tx, ip, lambda: sessions.login_voucher(tx, ip=ip, mac=mac, code=code, now=now)
+                svc, tx, ip, lambda: login.login_voucher(tx, ip=ip, mac=mac, code=code, now=now)
             )
         session_id = result.session.id
     svc.reconcile()
@@ -222,29 +222,29 @@ def topup(svc: Service, a: Args, who: Caller) -> dict[str, Any]:
     now = svc.now()
     with svc.transaction() as tx:
 
-        def attempt() -> sessions.TopUp | sessions.LoginResult:
+        def attempt() -> login.TopUp | login.LoginResult:
             try:
-                return sessions.top_up(tx, ip=ip, code=code, now=now, mac=mac)
+                return login.top_up(tx, ip=ip, code=code, now=now, mac=mac)
             except sessions.WiderCard:
                 # An unlimited card adds nothing onto a limited one: the phone goes on with
                 # the new card, and the old one keeps what is left of it for later.
-                return sessions.login_voucher(tx, ip=ip, mac=mac, code=code, now=now)
+                return login.login_voucher(tx, ip=ip, mac=mac, code=code, now=now)
 
         result = _code_attempt(svc, tx, ip, attempt)
-        if isinstance(result, sessions.TopUp):
+        if isinstance(result, login.TopUp):
             log.info("top-up at %s: +%ss +%sB onto voucher %s", ip, result.seconds,
                      result.data_bytes, result.voucher.id)  # fmt: skip
         else:
             log.info("top-up at %s: switched to the wider card %s", ip, result.session.id)
     svc.reconcile()
-    return {**_status(svc, ip, mac), "switched": not isinstance(result, sessions.TopUp)}
+    return {**_status(svc, ip, mac), "switched": not isinstance(result, login.TopUp)}
 
 
-def logout(svc: Service, a: Args, who: Caller) -> dict[str, Any]:
+def log_out(svc: Service, a: Args, who: Caller) -> dict[str, Any]:
     ip = a["ip"]
     mac = _mac_of(svc, ip)
     with svc.transaction() as tx:
-        sessions.logout(tx, ip=ip, mac=mac, now=svc.now())
+        login.logout(tx, ip=ip, mac=mac, now=svc.now())
     svc.reconcile()
     return {"ip": str(ip), "logged_out": True}
 
@@ -464,10 +464,10 @@ _PLAN_CHANGES = Changes(
 RES, OPR = Role.RESIDENT, Role.OPERATOR
 
 OPS: Mapping[str, Op] = {
-    "login": Op({"ip": _LAN_IP, "code": Text(40, required=False), "free": Flag()}, RES, login),
+    "login": Op({"ip": _LAN_IP, "code": Text(40, required=False), "free": Flag()}, RES, log_in),
     "wrong_code": Op({"ip": _LAN_IP}, RES, wrong_code),
     "topup": Op({"ip": _LAN_IP, "code": _CODE}, RES, topup),
-    "logout": Op({"ip": _LAN_IP}, RES, logout),
+    "logout": Op({"ip": _LAN_IP}, RES, log_out),
     "status": Op({"ip": _LAN_IP}, RES, status),
     "online": Op({}, OPR, online),
     "kick": Op({"target": _CODE}, OPR, kick),

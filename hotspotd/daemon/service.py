@@ -29,7 +29,7 @@ from hotspotd import schema
 from hotspotd.clock import OsClock, SystemClock, Timekeeper
 from hotspotd.control import ops
 from hotspotd.control.server import Peer
-from hotspotd.core import db, queries, reconcile, sessions, usage
+from hotspotd.core import db, desired, enforcement, metering, queries, reconcile, sessions, usage
 from hotspotd.core.models import Device, Session
 from hotspotd.core.ports import Firewall, Rate, Shaper
 from hotspotd.core.throttle import GuessThrottle
@@ -146,15 +146,15 @@ class Hotspotd:
         """Make the kernel hold what the database says; new kernel entries count from zero."""
         with self.lock:
             with self.transaction() as tx:
-                want = sessions.desired(tx, garden=self.garden, policy=self.policy)
+                want = desired.state(tx, garden=self.garden, policy=self.policy)
             self.online_macs = frozenset(key.mac for key in want.authorized)
             plan = reconcile.reconcile(self.firewall, self.shaper, want)
             if plan.firewall.authorize:
                 with self.transaction() as tx:
-                    sessions.rebaseline(tx, plan.firewall.authorize)
+                    metering.rebaseline(tx, plan.firewall.authorize)
             return plan
 
-    def poll(self) -> sessions.ChargeReport:
+    def poll(self) -> metering.ChargeReport:
         """Read every device's counters once and write them in one transaction.
 
         Online seconds are counted on the monotonic clock, so a jump of the wall clock (NTP
@@ -185,9 +185,9 @@ class Hotspotd:
             with self.transaction() as tx:
                 correction = self.clock.observe(tx)
                 now = self.clock.now()
-                sessions.split_at_midnight(tx, now, self.tz)
+                enforcement.split_at_midnight(tx, now, self.tz)
                 before = {s.id: (s.bytes_up, s.bytes_down) for s in queries.open_sessions(tx)}
-                report = sessions.charge(tx, counters, now, elapsed_s)
+                report = metering.charge(tx, counters, now, elapsed_s)
                 self.throughput = {}
                 for s in queries.open_sessions(tx):
                     up0, down0 = before.get(s.id, (s.bytes_up, s.bytes_down))
@@ -212,7 +212,7 @@ class Hotspotd:
             return ended
 
     def _enforce(self, tx: DB, now: datetime) -> list[tuple[Session, str]]:
-        return sessions.enforce(
+        return enforcement.enforce(
             tx, now, policy=self.policy, tz=self.tz, provisional_since=self.clock.unsynced_since
         )
 

@@ -13,6 +13,7 @@ from sqlalchemy.pool import StaticPool
 
 from hotspotd import schema
 from hotspotd.core import db as dbmod
+from hotspotd.core import login as core_login  # the helpers below are named login and logout
 from hotspotd.core import sessions
 from hotspotd.errors import HotspotError
 from portal.online import OnlineAddresses
@@ -25,12 +26,12 @@ TZ = ZoneInfo("Asia/Jakarta")
 
 def login(engine: Engine, ip: str, mac: str) -> None:
     with dbmod.make_sessionmaker(engine).begin() as db:
-        sessions.login_free(db, ip=IPv4Address(ip), mac=mac, now=NOW, policy=FREE, tz=TZ)
+        core_login.login_free(db, ip=IPv4Address(ip), mac=mac, now=NOW, policy=FREE, tz=TZ)
 
 
 def logout(engine: Engine, ip: str) -> None:
     with dbmod.make_sessionmaker(engine).begin() as db:
-        sessions.logout(db, ip=IPv4Address(ip), now=NOW + timedelta(minutes=1))
+        core_login.logout(db, ip=IPv4Address(ip), now=NOW + timedelta(minutes=1))
 
 
 class Clock:

@@ -7,7 +7,7 @@ from datetime import timedelta
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session as DB
 
-from hotspotd.core import queries, sessions
+from hotspotd.core import login, queries
 from tests.conftest import NOW
 from tests.unit.test_sessions import IP1, IP2, IP3, MAC1, MAC2, MAC3, make
 
@@ -15,10 +15,10 @@ from tests.unit.test_sessions import IP1, IP2, IP3, MAC1, MAC2, MAC3, make
 def test_open_session_queries_agree(db: DB, engine: Engine) -> None:
     (shared,) = make(db, devices=2)
     (other,) = make(db, "Mingguan")
-    a = sessions.login_voucher(db, ip=IP1, mac=MAC1, code=shared, now=NOW).session
-    b = sessions.login_voucher(db, ip=IP2, mac=MAC2, code=shared, now=NOW).session
-    c = sessions.login_voucher(db, ip=IP3, mac=MAC3, code=other, now=NOW).session
-    sessions.logout(db, ip=IP3, now=NOW + timedelta(minutes=1))
+    a = login.login_voucher(db, ip=IP1, mac=MAC1, code=shared, now=NOW).session
+    b = login.login_voucher(db, ip=IP2, mac=MAC2, code=shared, now=NOW).session
+    c = login.login_voucher(db, ip=IP3, mac=MAC3, code=other, now=NOW).session
+    login.logout(db, ip=IP3, now=NOW + timedelta(minutes=1))
     db.commit()
 
     assert [s.id for s in queries.open_sessions(db)] == [a.id, b.id]

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, select
 from hotspotd import config
 from hotspotd.control import ControlError
 from hotspotd.control.server import ControlServer
-from hotspotd.core import codes, plans, sessions, vouchers
+from hotspotd.core import codes, login, plans, sessions, vouchers
 from hotspotd.core import db as dbmod
 from hotspotd.core.models import AuditEvent, VoucherState
 from hotspotd.core.plans import PlanTerms
@@ -87,8 +87,8 @@ def card(tx, plan: str) -> str:  # type: ignore[no-untyped-def]
 
 def test_top_up_adds_the_cards_time_and_data_and_uses_the_card_up(tx) -> None:  # type: ignore[no-untyped-def]
     first, second = card(tx, "Jam"), card(tx, "Jam")
-    sessions.login_voucher(tx, ip=PHONE1.ip, mac=PHONE1.mac, code=first, now=NOW)
-    done = sessions.top_up(tx, ip=PHONE1.ip, code=codes.display(second).lower(), now=NOW)
+    login.login_voucher(tx, ip=PHONE1.ip, mac=PHONE1.mac, code=first, now=NOW)
+    done = login.top_up(tx, ip=PHONE1.ip, code=codes.display(second).lower(), now=NOW)
     assert (done.seconds, done.data_bytes) == (3600, 1_000_000_000)
     st = vouchers.standing_of(done.voucher, NOW)
     assert st.seconds_left == 7200 and st.data_left == 2_000_000_000
@@ -97,52 +97,52 @@ def test_top_up_adds_the_cards_time_and_data_and_uses_the_card_up(tx) -> None:  
     assert event is not None and event.subject == second and first in event.detail
     # the card cannot be used again, neither to log in nor to top up
     with pytest.raises(VoucherRejected) as caught:
-        sessions.login_voucher(tx, ip=PHONE2.ip, mac=PHONE2.mac, code=second, now=NOW)
+        login.login_voucher(tx, ip=PHONE2.ip, mac=PHONE2.mac, code=second, now=NOW)
     assert caught.value.state == "used_up"
     with pytest.raises(VoucherRejected):
-        sessions.top_up(tx, ip=PHONE1.ip, code=second, now=NOW)
+        login.top_up(tx, ip=PHONE1.ip, code=second, now=NOW)
 
 
 def test_top_up_with_a_plan_without_online_time_adds_its_validity(tx) -> None:  # type: ignore[no-untyped-def]
     first, week = card(tx, "Jam"), card(tx, "Seminggu")
-    sessions.login_voucher(tx, ip=PHONE1.ip, mac=PHONE1.mac, code=first, now=NOW)
-    done = sessions.top_up(tx, ip=PHONE1.ip, code=week, now=NOW)
+    login.login_voucher(tx, ip=PHONE1.ip, mac=PHONE1.mac, code=first, now=NOW)
+    done = login.top_up(tx, ip=PHONE1.ip, code=week, now=NOW)
     assert done.seconds == 7 * 86400 and done.data_bytes == 5_000_000_000
 
 
 def test_a_card_without_a_limit_is_not_added_as_nothing(tx) -> None:  # type: ignore[no-untyped-def]
     first, unlimited = card(tx, "Jam"), card(tx, "Bebas")
-    sessions.login_voucher(tx, ip=PHONE1.ip, mac=PHONE1.mac, code=first, now=NOW)
+    login.login_voucher(tx, ip=PHONE1.ip, mac=PHONE1.mac, code=first, now=NOW)
     with pytest.raises(sessions.WiderCard):
-        sessions.top_up(tx, ip=PHONE1.ip, code=unlimited, now=NOW)
+        login.top_up(tx, ip=PHONE1.ip, code=unlimited, now=NOW)
     assert vouchers.find(tx, unlimited).state is VoucherState.UNUSED  # nothing was spent
 
 
 def test_top_up_refusals(tx) -> None:  # type: ignore[no-untyped-def]
     first, other, revoked = card(tx, "Jam"), card(tx, "Jam"), card(tx, "Jam")
     with pytest.raises(sessions.NotLoggedIn):
-        sessions.top_up(tx, ip=PHONE1.ip, code=other, now=NOW)
-    sessions.login_voucher(tx, ip=PHONE1.ip, mac=PHONE1.mac, code=first, now=NOW)
+        login.top_up(tx, ip=PHONE1.ip, code=other, now=NOW)
+    login.login_voucher(tx, ip=PHONE1.ip, mac=PHONE1.mac, code=first, now=NOW)
     with pytest.raises(Conflict, match="already in use on this device"):
-        sessions.top_up(tx, ip=PHONE1.ip, code=first, now=NOW)
+        login.top_up(tx, ip=PHONE1.ip, code=first, now=NOW)
     with pytest.raises(VoucherTypo):
-        sessions.top_up(tx, ip=PHONE1.ip, code=typo_of(other), now=NOW)
+        login.top_up(tx, ip=PHONE1.ip, code=typo_of(other), now=NOW)
     with pytest.raises(NotFound):
-        sessions.top_up(tx, ip=PHONE1.ip, code=codes.make(), now=NOW)
+        login.top_up(tx, ip=PHONE1.ip, code=codes.make(), now=NOW)
     vouchers.revoke(tx, revoked, actor="t", now=NOW)
     with pytest.raises(VoucherRejected) as caught:
-        sessions.top_up(tx, ip=PHONE1.ip, code=revoked, now=NOW)
+        login.top_up(tx, ip=PHONE1.ip, code=revoked, now=NOW)
     assert caught.value.state == "revoked"
-    sessions.login_voucher(tx, ip=PHONE2.ip, mac=PHONE2.mac, code=other, now=NOW)
+    login.login_voucher(tx, ip=PHONE2.ip, mac=PHONE2.mac, code=other, now=NOW)
     with pytest.raises(Conflict, match="in use already"):
-        sessions.top_up(tx, ip=PHONE1.ip, code=other, now=NOW)
+        login.top_up(tx, ip=PHONE1.ip, code=other, now=NOW)
 
 
 def test_free_session_cannot_be_topped_up(tx) -> None:  # type: ignore[no-untyped-def]
     policy = sessions.FreePolicy(enabled=True, time_s=600)
-    sessions.login_free(tx, ip=PHONE1.ip, mac=PHONE1.mac, now=NOW, policy=policy, tz=NOW.tzinfo)  # type: ignore[arg-type]
+    login.login_free(tx, ip=PHONE1.ip, mac=PHONE1.mac, now=NOW, policy=policy, tz=NOW.tzinfo)  # type: ignore[arg-type]
     with pytest.raises(Conflict, match="free allowance"):
-        sessions.top_up(tx, ip=PHONE1.ip, code=card(tx, "Jam"), now=NOW)
+        login.top_up(tx, ip=PHONE1.ip, code=card(tx, "Jam"), now=NOW)
 
 
 # -- through the daemon ---------------------------------------------------------------------

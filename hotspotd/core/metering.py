@@ -1,0 +1,80 @@
+"""Metering: charging each poll of the kernel's byte counters to sessions and vouchers.
+
+Bytes per session and per voucher, online seconds, usage samples; a counter found lower than
+last time was restarted by a rebuilt kernel table. The caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from ipaddress import IPv4Address
+
+from sqlalchemy.orm import Session as DB
+
+from hotspotd.core import queries, vouchers
+from hotspotd.core.models import UsageSample
+from hotspotd.core.ports import Counters, DeviceKey
+
+
+@dataclass
+class ChargeReport:
+    sessions: int = 0
+    bytes_up: int = 0
+    bytes_down: int = 0
+    resets: int = 0  # counters found lower than last time: the kernel table was rebuilt
+
+
+def _rise(now_value: int, last: int) -> tuple[int, bool]:
+    """Bytes since the last read; a counter that went down was restarted from zero."""
+    if now_value >= last:
+        return now_value - last, False
+    return now_value, True
+
+
+def charge(
+    db: DB, counters: Mapping[DeviceKey, Counters], now: datetime, elapsed_s: int
+) -> ChargeReport:
+    """Write one poll: bytes per session and voucher, online seconds, usage samples.
+
+    A voucher's online time grows once per poll however many of its devices are on. All of it
+    is one transaction, so a power cut loses at most one poll.
+    """
+    report = ChargeReport()
+    elapsed_s = max(0, elapsed_s)
+    timed: set[int] = set()
+    for s in queries.open_sessions(db):
+        c = counters.get(DeviceKey(IPv4Address(s.ip), s.mac))
+        up = down = 0
+        if c is not None:
+            up, reset_up = _rise(c.bytes_up, s.kernel_up)
+            down, reset_down = _rise(c.bytes_down, s.kernel_down)
+            report.resets += int(reset_up or reset_down)
+            s.kernel_up, s.kernel_down = c.bytes_up, c.bytes_down
+        s.bytes_up += up
+        s.bytes_down += down
+        s.seconds += elapsed_s
+        report.sessions += 1
+        report.bytes_up += up
+        report.bytes_down += down
+        if up or down:
+            s.last_activity_at = now
+            db.add(
+                UsageSample(
+                    session_id=s.id, taken_at=now, seconds=elapsed_s, bytes_up=up, bytes_down=down
+                )
+            )
+        if s.voucher is not None:
+            seconds = 0 if s.voucher.id in timed else elapsed_s
+            timed.add(s.voucher.id)
+            vouchers.charge(s.voucher, seconds=seconds, bytes_used=up + down)
+    return report
+
+
+def rebaseline(db: DB, keys: Iterable[DeviceKey]) -> None:
+    """Devices just (re)added to the kernel start counting from zero."""
+    fresh = {(str(k.ip), k.mac) for k in keys}
+    for s in queries.open_sessions(db):
+        if (s.ip, s.mac) in fresh:
+            s.kernel_up = s.kernel_down = 0
