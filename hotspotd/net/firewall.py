@@ -57,20 +57,17 @@ the fallback, takes ~130 ms).
 
 from __future__ import annotations
 
-import ctypes
-import errno
 import re
-import socket
-import struct
-import subprocess
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, collapse_addresses
-from typing import Protocol
 
 from hotspotd.core.ports import Counters, DeviceKey, FirewallChange, FirewallState
 from hotspotd.errors import AdapterError
+from hotspotd.net.addresses import PRIVATE_DESTINATIONS
+from hotspotd.net.nft import NftRunner, default_runner
+from hotspotd.net.nft_counters import dump_set_counters
 
 _IFNAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
 _TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,31}$")
@@ -79,106 +76,6 @@ _MAC = r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}"
 _UP_ELEMENT = re.compile(rf"({_IPV4}) \. ({_MAC}) counter packets \d+ bytes (\d+)")
 _DOWN_ELEMENT = re.compile(rf"({_IPV4}) counter packets \d+ bytes (\d+)")
 _ELEMENTS = re.compile(r"elements = \{(.*?)\}", re.S)
-
-
-class NftRunner(Protocol):
-    """Runs one nft script as one transaction and returns what nft printed."""
-
-    def run(self, script: str) -> str: ...
-
-    def close(self) -> None: ...
-
-
-class LibNftables:
-    """libnftables through ctypes, one context for the runner's life.
-
-    Debian's python3-nftables is the same thin wrapper but is built for the system Python
-    only; loading the C library directly works from any interpreter or venv.
-    """
-
-    def __init__(self, soname: str = "libnftables.so.1") -> None:
-        try:
-            lib = ctypes.CDLL(soname)
-        except OSError as exc:
-            raise AdapterError(f"cannot load {soname}: {exc}") from exc
-        lib.nft_ctx_new.restype = ctypes.c_void_p
-        lib.nft_ctx_new.argtypes = [ctypes.c_uint32]
-        lib.nft_ctx_free.restype = None
-        lib.nft_ctx_free.argtypes = [ctypes.c_void_p]
-        for name in ("nft_ctx_buffer_output", "nft_ctx_buffer_error"):
-            getattr(lib, name).restype = ctypes.c_int
-            getattr(lib, name).argtypes = [ctypes.c_void_p]
-        for name in ("nft_ctx_get_output_buffer", "nft_ctx_get_error_buffer"):
-            getattr(lib, name).restype = ctypes.c_char_p
-            getattr(lib, name).argtypes = [ctypes.c_void_p]
-        lib.nft_run_cmd_from_buffer.restype = ctypes.c_int
-        lib.nft_run_cmd_from_buffer.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
-        ctx = lib.nft_ctx_new(0)
-        if not ctx:
-            raise AdapterError("nft_ctx_new failed")
-        if lib.nft_ctx_buffer_output(ctx) != 0 or lib.nft_ctx_buffer_error(ctx) != 0:
-            lib.nft_ctx_free(ctx)
-            raise AdapterError("cannot buffer libnftables output")
-        self._lib = lib
-        self._ctx: int | None = ctx
-        self._lock = threading.Lock()
-
-    def run(self, script: str) -> str:
-        with self._lock:
-            if self._ctx is None:
-                raise AdapterError("libnftables context already closed")
-            rc = self._lib.nft_run_cmd_from_buffer(self._ctx, script.encode())
-            out: bytes | None = self._lib.nft_ctx_get_output_buffer(self._ctx)
-            err: bytes | None = self._lib.nft_ctx_get_error_buffer(self._ctx)
-        if rc != 0:
-            raise AdapterError(f"nft failed: {_brief((err or b'').decode(errors='replace'))}")
-        return (out or b"").decode()
-
-    def close(self) -> None:
-        with self._lock:
-            if self._ctx is not None:
-                self._lib.nft_ctx_free(self._ctx)
-                self._ctx = None
-
-
-class NftCommand:
-    """The `nft` program, one process per script (`nft -f -`): slower, but needs no library."""
-
-    def __init__(self, program: str = "nft", timeout: float = 30.0) -> None:
-        self._program = program
-        self._timeout = timeout
-
-    def run(self, script: str) -> str:
-        try:
-            proc = subprocess.run(
-                [self._program, "-f", "-"],
-                input=script.encode(),
-                capture_output=True,
-                timeout=self._timeout,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise AdapterError(f"cannot run {self._program}: {exc}") from exc
-        if proc.returncode != 0:
-            raise AdapterError(f"nft failed: {_brief(proc.stderr.decode(errors='replace'))}")
-        return proc.stdout.decode()
-
-    def close(self) -> None:
-        """Nothing is held between calls."""
-
-
-def _brief(message: str, limit: int = 2000) -> str:
-    """nft echoes the failing command, which can hold 5,000 elements: keep logs readable."""
-    text = message.strip()
-    return text if len(text) <= limit else f"{text[:limit]} ... ({len(text) - limit} more chars)"
-
-
-def default_runner() -> NftRunner:
-    """libnftables when it loads, else the `nft` program."""
-    try:
-        return LibNftables()
-    except AdapterError:
-        return NftCommand()
 
 
 @dataclass(frozen=True)
@@ -207,16 +104,6 @@ DNS_RATE = RateLimit(20, 100)
 DNS_RATE_ALL = RateLimit(200, 1000)
 # How many devices not logged in the per-device meter remembers at once (each for a minute).
 DNS_METER_SIZE = 65536
-
-# Destinations no phone is forwarded to, logged in or not: the operator's and the upstream's
-# private networks (the ISP modem's admin page), link-local and the ISP's shared (CGNAT)
-# space. Whatever a village must reach there goes in `local_destinations`. Other phones are
-# refused by interface (LAN to LAN), whatever their addresses; the router's own addresses are
-# input, not forwarding (`lan_local`).
-PRIVATE_DESTINATIONS = tuple(
-    IPv4Network(net)
-    for net in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10")
-)
 
 # What a device not logged in may open in the walled garden: web pages, nothing else.
 GARDEN_PORTS = (80, 443)
@@ -705,150 +592,3 @@ def _element_line(lines: list[str], verb: str, table: str, name: str, items: Ite
 def _elements(set_body: str, pattern: str) -> list[str]:
     match = _ELEMENTS.search(set_body)
     return re.findall(pattern, match.group(1)) if match else []
-
-
-# -- one netlink dump of a set's elements with their counters ----------------------------------
-
-_NLMSG = struct.Struct("=IHHII")
-_NFGENMSG = struct.Struct("=BBH")
-_NLA = struct.Struct("=HH")
-_NETLINK_NETFILTER = 12
-_NFNL_SUBSYS_NFTABLES = 10
-_NFT_MSG_NEWSETELEM, _NFT_MSG_GETSETELEM = 12, 13
-_NFPROTO_INET = 1
-_NLM_F_REQUEST_DUMP = 0x1 | 0x300
-_NLMSG_ERROR, _NLMSG_DONE = 2, 3
-_NLM_F_DUMP_INTR = 0x10
-_LIST_TABLE, _LIST_SET, _LIST_ELEMENTS = 1, 2, 3
-_LIST_ELEM = 1
-_ELEM_KEY, _ELEM_EXPR, _ELEM_EXPRESSIONS = 1, 7, 11
-_DATA_VALUE = 1
-_EXPR_NAME, _EXPR_DATA = 1, 2
-_COUNTER_BYTES = 1
-
-
-def _nla(kind: int, value: bytes) -> bytes:
-    data = _NLA.pack(_NLA.size + len(value), kind) + value
-    return data + b"\0" * (-len(data) % 4)
-
-
-def _attrs(data: bytes, start: int, end: int) -> Iterator[tuple[int, int, int]]:
-    """(type, value start, value end) of each netlink attribute in data[start:end]."""
-    while start + _NLA.size <= end:
-        length, kind = _NLA.unpack_from(data, start)
-        if length < _NLA.size:
-            return
-        yield kind & 0x3FFF, start + _NLA.size, start + length
-        start += (length + 3) & ~3
-
-
-def _first(data: bytes, start: int, end: int, wanted: int) -> tuple[int, int] | None:
-    for kind, lo, hi in _attrs(data, start, end):
-        if kind == wanted:
-            return lo, hi
-    return None
-
-
-def _counter_bytes(data: bytes, lo: int, hi: int) -> int | None:
-    """Bytes of a counter expression (NFTA_EXPR_NAME "counter" + NFTA_EXPR_DATA)."""
-    # The kernel's layout: name first, then data whose first attribute is the byte count.
-    nlen, nkind = _NLA.unpack_from(data, lo)
-    if nkind & 0x3FFF == _EXPR_NAME and data[lo + 4 : lo + nlen] == b"counter\0":
-        at = lo + ((nlen + 3) & ~3)
-        if at + 16 <= hi:
-            _, dkind = _NLA.unpack_from(data, at)
-            _, bkind = _NLA.unpack_from(data, at + 4)
-            if dkind & 0x3FFF == _EXPR_DATA and bkind & 0x3FFF == _COUNTER_BYTES:
-                return int.from_bytes(data[at + 8 : at + 16], "big")
-    # Any other order: look the attributes up by type.
-    name = _first(data, lo, hi, _EXPR_NAME)
-    if name is None or data[name[0] : name[1]].rstrip(b"\0") != b"counter":
-        return None
-    expr = _first(data, lo, hi, _EXPR_DATA)
-    found = _first(data, expr[0], expr[1], _COUNTER_BYTES) if expr else None
-    return int.from_bytes(data[found[0] : found[0] + 8], "big") if found else None
-
-
-def _element(data: bytes, lo: int, hi: int) -> tuple[bytes, int] | None:
-    """(key, counted bytes) of one NFTA_LIST_ELEM; a tight loop, as it runs 10,000 times."""
-    unpack = _NLA.unpack_from
-    key: bytes | None = None
-    count: int | None = None
-    while lo + 4 <= hi:
-        length, kind = unpack(data, lo)
-        if length < 4:
-            break
-        kind &= 0x3FFF
-        if kind == _ELEM_KEY:
-            vlen, vkind = unpack(data, lo + 4)
-            if vkind & 0x3FFF == _DATA_VALUE:
-                key = data[lo + 8 : lo + 4 + vlen]
-        elif kind == _ELEM_EXPR:
-            count = _counter_bytes(data, lo + 4, lo + length)
-        elif kind == _ELEM_EXPRESSIONS and count is None:
-            first = _first(data, lo + 4, lo + length, _LIST_ELEM)
-            count = _counter_bytes(data, first[0], first[1]) if first else None
-        lo += (length + 3) & ~3
-    return (key, count) if key is not None and count is not None else None
-
-
-def dump_set_counters(table: str, set_name: str, attempts: int = 5) -> list[tuple[bytes, int]]:
-    """(key as the kernel stores it, counted bytes) of every element of `inet table set`.
-
-    A dump that spans several messages resumes by skipping the elements already sent; if the
-    kernel resizes the hash table in between (it does so in the background after a big add),
-    some elements come twice and as many never. Such a dump, or one the kernel marks as
-    interrupted, is repeated.
-    """
-    for _ in range(attempts):
-        result, interrupted = _dump_once(table, set_name)
-        if not interrupted and len({key for key, _ in result}) == len(result):
-            return result
-    raise AdapterError(f"listing {table} {set_name}: inconsistent after {attempts} attempts")
-
-
-def _dump_once(table: str, set_name: str) -> tuple[list[tuple[bytes, int]], bool]:
-    body = _NFGENMSG.pack(_NFPROTO_INET, 0, 0)
-    body += _nla(_LIST_TABLE, table.encode() + b"\0") + _nla(_LIST_SET, set_name.encode() + b"\0")
-    kind = (_NFNL_SUBSYS_NFTABLES << 8) | _NFT_MSG_GETSETELEM
-    request = _NLMSG.pack(_NLMSG.size + len(body), kind, _NLM_F_REQUEST_DUMP, 1, 0) + body
-    result: list[tuple[bytes, int]] = []
-    interrupted = False
-    try:
-        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, _NETLINK_NETFILTER)
-    except OSError as exc:
-        raise AdapterError(f"netfilter netlink socket: {exc}") from exc
-    with sock:
-        sock.settimeout(10.0)
-        try:
-            sock.sendall(request)
-            for _ in range(1_000_000):  # bounded: a dump ends with NLMSG_DONE long before this
-                data = sock.recv(1 << 20)
-                offset = 0
-                while offset + _NLMSG.size <= len(data):
-                    length, msg_type, flags, _seq, _pid = _NLMSG.unpack_from(data, offset)
-                    if length < _NLMSG.size:
-                        raise AdapterError("malformed netlink message")
-                    end = offset + length
-                    interrupted = interrupted or bool(flags & _NLM_F_DUMP_INTR)
-                    if msg_type == _NLMSG_DONE:
-                        return result, interrupted
-                    if msg_type == _NLMSG_ERROR:
-                        (code,) = struct.unpack_from("=i", data, offset + _NLMSG.size)
-                        if code:
-                            name = errno.errorcode.get(-code, str(-code))
-                            raise AdapterError(f"listing {table} {set_name}: {name}")
-                    elif msg_type & 0xFF == _NFT_MSG_NEWSETELEM:
-                        start = offset + _NLMSG.size + _NFGENMSG.size
-                        elements = _first(data, start, end, _LIST_ELEMENTS)
-                        if elements is not None:
-                            for sub, lo, hi in _attrs(data, elements[0], elements[1]):
-                                if sub == _LIST_ELEM:
-                                    parsed = _element(data, lo, hi)
-                                    if parsed is None:
-                                        raise AdapterError(f"{set_name}: element without counter")
-                                    result.append(parsed)
-                    offset += (length + 3) & ~3
-        except OSError as exc:
-            raise AdapterError(f"listing {table} {set_name}: {exc}") from exc
-    raise AdapterError(f"listing {table} {set_name} did not end")
