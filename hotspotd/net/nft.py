@@ -1,11 +1,12 @@
 """The runners that execute nft scripts, each script one transaction.
 
-This module owns how a script reaches the kernel: through libnftables by ctypes, one context
-kept open, when the library loads (the kernel's deferred clean-up then runs once per batch, not
-per process: deleting one element of 5,000 costs ~0.2 ms instead of 13-17 ms through the `nft`
-command); otherwise piped to `nft -f -`. Both take the same text, built only from validated
-values (`IPv4Address`, normalized MACs, checked interface names and integers), so no input can
-inject a command. A failure is an `AdapterError` carrying nft's message, shortened.
+This module owns how a script reaches the kernel. Commands go to libnftables through ctypes,
+one context kept open, when the library loads (the kernel's deferred clean-up then runs once
+per batch, not per process: deleting one element of 5,000 costs ~0.2 ms instead of 13-17 ms
+through the `nft` command); otherwise they are piped to `nft -f -`. Both take the same text,
+built only from validated values (`IPv4Address`, normalized MACs, checked interface names and
+integers), so no input can inject a command. A failure is an `AdapterError` carrying nft's
+message, shortened.
 """
 
 from __future__ import annotations

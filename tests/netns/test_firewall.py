@@ -15,8 +15,9 @@ import pytest
 from hotspotd.core.ports import FirewallChange, Rate, ShaperChange
 from hotspotd.core.reconcile import Desired, reconcile
 from hotspotd.errors import AdapterError
-from hotspotd.net.firewall import NftFirewall, RateLimit
+from hotspotd.net.firewall import NftFirewall
 from hotspotd.net.nft import NftCommand
+from hotspotd.net.ruleset import RateLimit
 from tests.netns.conftest import PHONE1, PHONE2, Router, key_of
 from tests.netns.lab import (
     GARDEN_HOST,
