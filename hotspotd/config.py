@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from hotspotd.core import units
 from hotspotd.errors import ConfigError
-from hotspotd.net.firewall import PRIVATE_DESTINATIONS
+from hotspotd.net.addresses import PRIVATE_DESTINATIONS
 
 DEFAULT_PATH = Path("/etc/hotspot/hotspot.toml")
 DEFAULT_DATABASE_URL = "sqlite:////var/lib/hotspot/hotspot.db"

@@ -25,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hotspotd.core.ports import DeviceKey, FirewallChange, Rate
 from hotspotd.core.reconcile import Desired, apply_plan, plan, reconcile
-from hotspotd.net.firewall import NftCommand, NftFirewall
+from hotspotd.net.firewall import NftFirewall
+from hotspotd.net.nft import NftCommand
 from hotspotd.net.shaper import TcShaper
 from tests.netns.lab import (
     LAN_PREFIX,

@@ -1,235 +1,44 @@
 """`Firewall` over nftables: one table of our own, `inet hotspot`.
 
-Commands go to libnftables through ctypes, one context kept open, when the library loads (the
-kernel's deferred clean-up then runs once per batch, not per process: deleting one element of
-5,000 costs ~0.2 ms instead of 13-17 ms through the `nft` command); otherwise they are piped to
-`nft -f -`. Both take the same text, built only from validated values (`IPv4Address`,
-normalized MACs, checked interface names and integers), so no input can inject a command.
-
-Per-packet decisions, each evaluated on every packet rather than only on a connection's first,
-so that deauthorizing a device also ends the connections it already has open. That is sturdier
-than deleting conntrack entries: it needs no conntrack tool, and no packet can slip through
-between a deauthorize and an entry's deletion, nor re-create an entry afterwards.
-
-- `prerouting_raw` (before conntrack): a blocked MAC gets nothing, not even the portal.
-- `lan_nat`: an unauthorized device's tcp/80 goes to the portal (DNAT).
-- `lan_out` (forwarded, from the LAN): IPv6 is refused first (no way around the portal; the
-  hotspot does not route IPv6); so are, logged in or not, other phones through the router (by
-  interface: hostapd's client isolation stays whole), the operator's interface, and private
-  destinations beyond the uplink (`PRIVATE_DESTINATIONS`: the modem's admin page, the
-  upstream's LAN) except the `local_destinations` allowed; then authorized (IP and MAC
-  together), trusted MACs, the portal and the walled garden (tcp `GARDEN_PORTS` only: web
-  pages, no other port, no UDP) pass; the rest is refused.
-- `lan_in` (forwarded, towards the LAN): authorized addresses, replies from the garden's ports
-  and to connections of trusted MACs (ct mark) pass; other established tcp gets a reset so the
-  far end stops too; the rest is dropped.
-- `lan_local` (input, from the LAN to the router itself, whichever of its addresses): over
-  IPv6 only neighbour discovery and DHCPv6 (logging in is for IPv4, so over IPv6 the router
-  cannot tell who is logged in). DNS from devices not logged in is limited to `DNS_RATE` per
-  MAC (however many addresses a device gives itself) and to `DNS_RATE_ALL` for all of them
-  together, so no DNS tunnel is free internet; the per-MAC meter is a bounded set, and a MAC
-  it has no room for gets no DNS (fails closed). Phones reach only DHCP, DNS, the portal's
-  ports and ICMP, logged in, trusted or not: a MAC is seen over the air and cloned, so it
-  opens no SSH nor anything else the router runs. Trusted MACs pass the portal for
-  forwarding only.
-- `input`, from any other interface: left alone, unless `operator_interface` or
-  `operator_networks` is named; then the router's admin services answer only there, and
-  `other_local` lets the rest (the uplink) have only the replies to the router's own
-  connections, ICMP and DHCP.
-- `refuse`: refused at once, tcp reset, else icmp admin-prohibited, so phones notice fast.
-- `postrouting_nat`: with `masquerade_interface`, what the LAN sends out through the uplink
-  leaves with the router's address there (the ISP's modem has no route back to lan_prefix).
-
-The walled garden is two sets: `garden`, kept by hotspotd, and `garden_dns`, which dnsmasq's
-`nftset=` fills with the addresses of garden names as it resolves them. dnsmasq gives those no
-timeout, so the set has its own (`GARDEN_DNS_TIMEOUT`, renewed by each packet to the address):
-an address nobody uses any more goes.
+This module owns `NftFirewall`, the port the core drives: setup and teardown of the table,
+reading the kernel's state, applying a change by difference and reading each device's bytes.
+The script it loads, and what each chain decides, is `hotspotd.net.ruleset`'s; the scripts
+run through `hotspotd.net.nft` (libnftables, else the `nft` program); the counters come from
+`hotspotd.net.nft_counters`.
 
 setup() also replaces the sets an earlier version made in another shape (nft changes neither
 a set's type nor its flags in place), in the same transaction as the new rules.
 
-Two counter sets, `auth_up` (`ipv4_addr . ether_addr`) and `auth_down` (`ipv4_addr`), are only
-looked up in the forward chains, so each forwarded byte is counted once; a third plain set
-`auth` serves the NAT decision without touching the counters. Counters are read with one
-netfilter netlink dump per set parsed with `struct` (5,000 devices in ~55 ms; nft's listing,
-the fallback, takes ~130 ms).
+Counters are read with one netfilter netlink dump per counter set (`auth_up`, `auth_down`)
+parsed with `struct` (5,000 devices in ~55 ms; nft's listing, the fallback, takes ~130 ms).
 """
 
 from __future__ import annotations
 
-import ctypes
-import errno
 import re
-import socket
-import struct
-import subprocess
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network, collapse_addresses
-from typing import Protocol
+from collections.abc import Callable, Iterable, Mapping
+from ipaddress import IPv4Address, IPv4Network
 
 from hotspotd.core.ports import Counters, DeviceKey, FirewallChange, FirewallState
 from hotspotd.errors import AdapterError
+from hotspotd.net.nft import NftRunner, default_runner
+from hotspotd.net.nft_counters import dump_set_counters
+from hotspotd.net.ruleset import (
+    DNS_METER_SIZE,
+    DNS_RATE,
+    DNS_RATE_ALL,
+    GARDEN_DNS_TIMEOUT,
+    GARDEN_PORTS,
+    RateLimit,
+    Ruleset,
+)
 
-_IFNAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
-_TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,31}$")
 _IPV4 = r"\d{1,3}(?:\.\d{1,3}){3}"
 _MAC = r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}"
 _UP_ELEMENT = re.compile(rf"({_IPV4}) \. ({_MAC}) counter packets \d+ bytes (\d+)")
 _DOWN_ELEMENT = re.compile(rf"({_IPV4}) counter packets \d+ bytes (\d+)")
 _ELEMENTS = re.compile(r"elements = \{(.*?)\}", re.S)
-
-
-class NftRunner(Protocol):
-    """Runs one nft script as one transaction and returns what nft printed."""
-
-    def run(self, script: str) -> str: ...
-
-    def close(self) -> None: ...
-
-
-class LibNftables:
-    """libnftables through ctypes, one context for the runner's life.
-
-    Debian's python3-nftables is the same thin wrapper but is built for the system Python
-    only; loading the C library directly works from any interpreter or venv.
-    """
-
-    def __init__(self, soname: str = "libnftables.so.1") -> None:
-        try:
-            lib = ctypes.CDLL(soname)
-        except OSError as exc:
-            raise AdapterError(f"cannot load {soname}: {exc}") from exc
-        lib.nft_ctx_new.restype = ctypes.c_void_p
-        lib.nft_ctx_new.argtypes = [ctypes.c_uint32]
-        lib.nft_ctx_free.restype = None
-        lib.nft_ctx_free.argtypes = [ctypes.c_void_p]
-        for name in ("nft_ctx_buffer_output", "nft_ctx_buffer_error"):
-            getattr(lib, name).restype = ctypes.c_int
-            getattr(lib, name).argtypes = [ctypes.c_void_p]
-        for name in ("nft_ctx_get_output_buffer", "nft_ctx_get_error_buffer"):
-            getattr(lib, name).restype = ctypes.c_char_p
-            getattr(lib, name).argtypes = [ctypes.c_void_p]
-        lib.nft_run_cmd_from_buffer.restype = ctypes.c_int
-        lib.nft_run_cmd_from_buffer.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
-        ctx = lib.nft_ctx_new(0)
-        if not ctx:
-            raise AdapterError("nft_ctx_new failed")
-        if lib.nft_ctx_buffer_output(ctx) != 0 or lib.nft_ctx_buffer_error(ctx) != 0:
-            lib.nft_ctx_free(ctx)
-            raise AdapterError("cannot buffer libnftables output")
-        self._lib = lib
-        self._ctx: int | None = ctx
-        self._lock = threading.Lock()
-
-    def run(self, script: str) -> str:
-        with self._lock:
-            if self._ctx is None:
-                raise AdapterError("libnftables context already closed")
-            rc = self._lib.nft_run_cmd_from_buffer(self._ctx, script.encode())
-            out: bytes | None = self._lib.nft_ctx_get_output_buffer(self._ctx)
-            err: bytes | None = self._lib.nft_ctx_get_error_buffer(self._ctx)
-        if rc != 0:
-            raise AdapterError(f"nft failed: {_brief((err or b'').decode(errors='replace'))}")
-        return (out or b"").decode()
-
-    def close(self) -> None:
-        with self._lock:
-            if self._ctx is not None:
-                self._lib.nft_ctx_free(self._ctx)
-                self._ctx = None
-
-
-class NftCommand:
-    """The `nft` program, one process per script (`nft -f -`): slower, but needs no library."""
-
-    def __init__(self, program: str = "nft", timeout: float = 30.0) -> None:
-        self._program = program
-        self._timeout = timeout
-
-    def run(self, script: str) -> str:
-        try:
-            proc = subprocess.run(
-                [self._program, "-f", "-"],
-                input=script.encode(),
-                capture_output=True,
-                timeout=self._timeout,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise AdapterError(f"cannot run {self._program}: {exc}") from exc
-        if proc.returncode != 0:
-            raise AdapterError(f"nft failed: {_brief(proc.stderr.decode(errors='replace'))}")
-        return proc.stdout.decode()
-
-    def close(self) -> None:
-        """Nothing is held between calls."""
-
-
-def _brief(message: str, limit: int = 2000) -> str:
-    """nft echoes the failing command, which can hold 5,000 elements: keep logs readable."""
-    text = message.strip()
-    return text if len(text) <= limit else f"{text[:limit]} ... ({len(text) - limit} more chars)"
-
-
-def default_runner() -> NftRunner:
-    """libnftables when it loads, else the `nft` program."""
-    try:
-        return LibNftables()
-    except AdapterError:
-        return NftCommand()
-
-
-@dataclass(frozen=True)
-class RateLimit:
-    """Packets a second after a burst, checked here so the nft text holds only integers."""
-
-    per_second: int
-    burst: int
-
-    def __post_init__(self) -> None:
-        for name in ("per_second", "burst"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= 10**6:
-                raise ValueError(f"rate limit {name} out of range: {value!r}")
-
-    def nft(self) -> str:
-        return f"{self.per_second}/second burst {self.burst} packets"
-
-
-# DNS a device that is not logged in may send the router, per device (its MAC: a phone can
-# give itself many addresses but has one MAC on the air, and a cloned MAC shares the bucket).
-DNS_RATE = RateLimit(20, 100)
-# ... and all such devices together: one device cycling through made-up MACs gets no more than
-# this, so a DNS tunnel stays a trickle however it is spread. A village's phones joining at
-# once send far less: a phone's burst at connect is some 20-50 queries.
-DNS_RATE_ALL = RateLimit(200, 1000)
-# How many devices not logged in the per-device meter remembers at once (each for a minute).
-DNS_METER_SIZE = 65536
-
-# Destinations no phone is forwarded to, logged in or not: the operator's and the upstream's
-# private networks (the ISP modem's admin page), link-local and the ISP's shared (CGNAT)
-# space. Whatever a village must reach there goes in `local_destinations`. Other phones are
-# refused by interface (LAN to LAN), whatever their addresses; the router's own addresses are
-# input, not forwarding (`lan_local`).
-PRIVATE_DESTINATIONS = tuple(
-    IPv4Network(net)
-    for net in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10")
-)
-
-# What a device not logged in may open in the walled garden: web pages, nothing else.
-GARDEN_PORTS = (80, 443)
-# How long an address dnsmasq put in `garden_dns` stays there after it was added or last used.
-# dnsmasq 2.90's nftset= adds a bare element (`add element ... { addr }`: no timeout, and the
-# record's TTL is not passed on), and only when it fetches the name upstream, not when it
-# answers from its cache; re-adding an element already there does not renew its timeout
-# (kernel 6.18). So the set cannot follow each record's TTL: its own default timeout ends
-# what nobody uses any more, and each packet a phone sends to the address renews it, so a
-# garden site in use does not close while dnsmasq still answers from its cache. Keep dnsmasq's
-# max-cache-ttl at most this long (config/dnsmasq.conf.example), so a name is fetched anew,
-# and re-added, before an idle address can have gone.
-GARDEN_DNS_TIMEOUT = 3600
 
 
 class NftFirewall:
@@ -256,55 +65,25 @@ class NftFirewall:
         operator_networks: Iterable[IPv4Network | str] = (),
         runner_factory: Callable[[], NftRunner] = default_runner,
     ) -> None:
-        if not _IFNAME.match(lan_interface):
-            raise ValueError(f"not an interface name: {lan_interface!r}")
-        if masquerade_interface is not None and (
-            not _IFNAME.match(masquerade_interface) or masquerade_interface == lan_interface
-        ):
-            raise ValueError(f"not an uplink interface name: {masquerade_interface!r}")
-        if not _TABLE.match(table):
-            raise ValueError(f"not a table name: {table!r}")
-        for name, port in (("portal_port", portal_port), ("dns_redirect_port", dns_redirect_port)):
-            if port is not None and not 0 < int(port) < 65536:
-                raise ValueError(f"{name} out of range: {port}")
-        if not 0 < trusted_ct_mark < 2**32 or trusted_ct_mark & (trusted_ct_mark - 1):
-            raise ValueError("trusted_ct_mark must be a single bit")
-        self._lan = lan_interface
-        self._portal_ip = IPv4Address(portal_ip)
-        self._portal_port = int(portal_port)
-        self._table = table
-        self._dns_port = dns_redirect_port
-        self._masquerade = masquerade_interface
-        ports = {int(p) for p in local_tcp_ports} | {self._portal_port}
-        if any(not 0 < p < 65536 for p in ports):
-            raise ValueError(f"local_tcp_ports out of range: {sorted(ports)}")
-        self._local_tcp = sorted(ports)
-        self._mark = trusted_ct_mark
-        if not isinstance(dns_rate, RateLimit) or not isinstance(dns_rate_all, RateLimit):
-            raise ValueError("dns_rate and dns_rate_all must be RateLimit values")
-        if not 0 < int(dns_meter_size) <= 2**20:
-            raise ValueError(f"dns_meter_size out of range: {dns_meter_size}")
-        self._dns_rate = dns_rate
-        self._dns_rate_all = dns_rate_all
-        self._dns_meter_size = int(dns_meter_size)
-        garden = sorted({int(p) for p in garden_ports})
-        if not garden or any(not 0 < p < 65536 for p in garden):
-            raise ValueError(f"garden_ports must be 1 to 65535, at least one: {garden}")
-        self._garden_ports = garden
-        if not 0 < int(garden_dns_timeout) <= 7 * 86400:
-            raise ValueError(f"garden_dns_timeout out of range: {garden_dns_timeout}")
-        self._garden_timeout = int(garden_dns_timeout)
-        if operator_interface is not None and (
-            not _IFNAME.match(operator_interface) or operator_interface == lan_interface
-        ):
-            raise ValueError(f"not an operator interface name: {operator_interface!r}")
-        self._operator_if = operator_interface
-        self._operator_nets = list(
-            collapse_addresses(IPv4Network(str(net), strict=True) for net in operator_networks)
+        self._rules = Ruleset(
+            lan_interface=lan_interface,
+            portal_ip=portal_ip,
+            portal_port=portal_port,
+            table=table,
+            dns_redirect_port=dns_redirect_port,
+            masquerade_interface=masquerade_interface,
+            local_tcp_ports=local_tcp_ports,
+            trusted_ct_mark=trusted_ct_mark,
+            dns_rate=dns_rate,
+            dns_rate_all=dns_rate_all,
+            dns_meter_size=dns_meter_size,
+            garden_ports=garden_ports,
+            garden_dns_timeout=garden_dns_timeout,
+            local_destinations=local_destinations,
+            operator_interface=operator_interface,
+            operator_networks=operator_networks,
         )
-        self._local_ok = list(
-            collapse_addresses(IPv4Network(str(net), strict=True) for net in local_destinations)
-        )
+        self._table = self._rules.table
         self._runner_factory = runner_factory
         self._runner: NftRunner | None = None
         self._reader: NftRunner | None = None  # second context: read both counter sets at once
@@ -344,16 +123,13 @@ class NftFirewall:
         if not stale:
             return ""
         lines = [f"add table {t}"]
-        for name, hook in self._chains().items():
+        for name, hook in self._rules.chains().items():
             lines.append(f"add chain {t} {name} {{ {hook} }}" if hook else f"add chain {t} {name}")
             lines.append(f"flush chain {t} {name}")
         lines.extend(f"delete set {t} {name}" for name in stale)
-        lines.append(f"add set {t} garden_dns {self._garden_dns_shape()}")
+        lines.append(f"add set {t} garden_dns {self._rules.garden_dns_shape()}")
         _element_line(lines, "add", t, "garden_dns", kept)
         return "\n".join(lines) + "\n"
-
-    def _garden_dns_shape(self) -> str:
-        return f"{{ type ipv4_addr; flags dynamic, timeout; timeout {self._garden_timeout}s; }}"
 
     def teardown(self) -> None:
         # "add" first makes the delete succeed whether or not the table exists.
@@ -516,169 +292,10 @@ class NftFirewall:
             macs_of.setdefault(key.ip, set()).add(key.mac)
         self._macs_of = macs_of
 
-    @staticmethod
-    def _chains() -> dict[str, str]:
-        """Our chains and, for base chains, their hooks."""
-        return {
-            "prerouting_raw": "type filter hook prerouting priority raw; policy accept;",
-            "prerouting_nat": "type nat hook prerouting priority dstnat; policy accept;",
-            "forward": "type filter hook forward priority filter; policy accept;",
-            "postrouting_nat": "type nat hook postrouting priority srcnat; policy accept;",
-            "input": "type filter hook input priority filter; policy accept;",
-            "lan_local": "",
-            "lan_nat": "",
-            "lan_out": "",
-            "lan_in": "",
-            "other_local": "",
-            "refuse": "",
-        }
-
     def ruleset(self) -> str:
         """The nft script setup() runs. Loaded at boot (e.g. from /etc/nftables.conf) it closes
         the door before hotspotd starts: with no table at all, the router forwards everyone."""
-        t = f"inet {self._table}"
-        lan = f'"{self._lan}"'
-        portal = f"{self._portal_ip}:{self._portal_port}"
-        mark = f"0x{self._mark:08x}"
-        chains = self._chains()
-        nat_dns: list[str] = []
-        if self._dns_port is not None:
-            nat_dns = [
-                f"udp dport 53 redirect to :{self._dns_port}",
-                f"tcp dport 53 redirect to :{self._dns_port}",
-            ]
-        dns_ports = ", ".join(str(p) for p in sorted({53, self._dns_port or 53}))
-        tcp_ports = ", ".join(str(p) for p in sorted({*self._local_tcp, 53, self._dns_port or 53}))
-        garden_ports = ", ".join(map(str, self._garden_ports))
-        private = ", ".join(map(str, PRIVATE_DESTINATIONS))
-        # The router's admin services (SSH, a web UI: anything a phone may not use) answer on
-        # the operator's interface and from the operator's networks only, once either is named;
-        # from the LAN never (lan_local). Unnamed, other interfaces are left as they are.
-        operator_only: list[str] = []
-        if self._operator_if or self._operator_nets:
-            operator_only = [
-                'iifname "lo" accept',
-                *([f'iifname "{self._operator_if}" accept'] if self._operator_if else []),
-                *(
-                    [f"ip saddr {{ {', '.join(map(str, self._operator_nets))} }} accept"]
-                    if self._operator_nets
-                    else []
-                ),
-                "jump other_local",
-            ]
-        allowed = ", ".join(map(str, self._local_ok))
-        dns_before_login = (
-            f"meta l4proto {{ udp, tcp }} th dport {{ {dns_ports} }} "
-            "ip saddr . ether saddr != @auth ether saddr != @trusted"
-        )
-        rules = {
-            "prerouting_raw": [f"iifname {lan} ether saddr @blocked drop"],
-            "input": [f"iifname {lan} jump lan_local", *operator_only],
-            "lan_local": [
-                # IPv6 to the router: neighbour discovery, router solicitations and DHCPv6 (where
-                # the operator switches IPv6 on for option 103), nothing else. Logging in is for
-                # IPv4, so over IPv6 the router cannot tell who is logged in: DNS over IPv6
-                # (to its link-local address, say) would be DNS without any limit.
-                "meta nfproto ipv6 meta l4proto ipv6-icmp accept",
-                "meta nfproto ipv6 udp dport 547 accept",
-                "meta nfproto ipv6 jump refuse",
-                # Before login, DNS is slowed per MAC, then for all devices not logged in
-                # together (before the established accept: a tunnel reusing one socket would be
-                # "established"). A phone's burst at connect fits; a DNS tunnel for free internet
-                # gets a few kB/s. The meter's set is bounded: once full, a MAC it cannot add
-                # gets no DNS at all (the update only fails, it would not drop by itself).
-                f"{dns_before_login} update @dns_meter "
-                f"{{ ether saddr limit rate over {self._dns_rate.nft()} }} drop",
-                f"{dns_before_login} ether saddr != @dns_meter drop",
-                f"{dns_before_login} limit rate over {self._dns_rate_all.nft()} drop",
-                "ct state established,related accept",
-                # No SSH nor anything else for a trusted MAC here: a MAC is seen over the air
-                # and cloned in a minute. The operator comes in on operator_interface.
-                "meta l4proto icmp accept",
-                f"udp dport {{ 67, {dns_ports} }} accept",
-                f"tcp dport {{ {tcp_ports} }} accept",
-                "jump refuse",
-            ],
-            "prerouting_nat": [f"iifname {lan} jump lan_nat"],
-            "forward": [f"iifname {lan} jump lan_out", f"oifname {lan} jump lan_in"],
-            # The village's private addresses leave through the uplink as the router's own:
-            # the ISP's modem knows no route back to lan_prefix. Counting and shaping still see
-            # each phone's address (they run before this hook, and replies are un-NATed first).
-            "postrouting_nat": (
-                [f'iifname {lan} oifname "{self._masquerade}" masquerade']
-                if self._masquerade
-                else []
-            ),
-            "lan_nat": [
-                "ether saddr @trusted return",
-                "ip saddr . ether saddr @auth return",
-                *nat_dns,
-                f"ip daddr @garden tcp dport {{ {garden_ports} }} return",
-                f"ip daddr @garden_dns tcp dport {{ {garden_ports} }} return",
-                f"tcp dport 80 dnat ip to {portal}",
-            ],
-            "lan_out": [
-                "meta nfproto ipv6 jump refuse",
-                # Not to another phone through the router (that would undo hostapd's client
-                # isolation), nor to private networks beyond the uplink, logged in or not.
-                f"oifname {lan} jump refuse",
-                *([f'oifname "{self._operator_if}" jump refuse'] if self._operator_if else []),
-                f"ip daddr {{ {private} }} "
-                + (f"ip daddr != {{ {allowed} }} " if allowed else "")
-                + "jump refuse",
-                "ip saddr . ether saddr @auth_up accept",
-                f"ether saddr @trusted ct mark set ct mark or {mark} accept",
-                f"ip daddr {self._portal_ip} accept",
-                f"ip daddr @garden tcp dport {{ {garden_ports} }} accept",
-                # Each packet renews the address's timeout (see GARDEN_DNS_TIMEOUT); only an
-                # address already there: the lookup comes first.
-                f"ip daddr @garden_dns tcp dport {{ {garden_ports} }} "
-                "update @garden_dns { ip daddr } accept",
-                "jump refuse",
-            ],
-            "lan_in": [
-                "ip daddr @auth_down accept",
-                f"ct state established,related ct mark and {mark} == {mark} accept",
-                f"ct state established ip saddr @garden tcp sport {{ {garden_ports} }} accept",
-                f"ct state established ip saddr @garden_dns tcp sport {{ {garden_ports} }} accept",
-                "ct state related ip saddr @garden accept",  # icmp errors (path MTU)
-                "ct state related ip saddr @garden_dns accept",
-                f"ct state established,related ip saddr {self._portal_ip} accept",
-                "ct state established meta l4proto tcp reject with tcp reset",
-                "drop",
-            ],
-            # Input from the other interfaces (the uplink), once the operator's are named: the
-            # router's own connections, ICMP and DHCP (server and client) only.
-            "other_local": [
-                "ct state established,related accept",
-                "meta l4proto { icmp, ipv6-icmp } accept",
-                "udp dport { 67, 68, 546, 547 } accept",
-                "jump refuse",
-            ],
-            # Refused at once, so phones notice fast: a tcp reset, else icmp admin-prohibited.
-            "refuse": [
-                "meta l4proto tcp reject with tcp reset",
-                "reject with icmpx admin-prohibited",
-            ],
-        }
-        lines = [
-            f"add table {t}",
-            f"add set {t} auth {{ type ipv4_addr . ether_addr; }}",
-            f"add set {t} auth_up {{ type ipv4_addr . ether_addr; counter; }}",
-            f"add set {t} auth_down {{ type ipv4_addr; counter; }}",
-            f"add set {t} trusted {{ type ether_addr; }}",
-            f"add set {t} blocked {{ type ether_addr; }}",
-            f"add set {t} garden {{ type ipv4_addr; }}",
-            f"add set {t} garden_dns {self._garden_dns_shape()}",
-            f"add set {t} dns_meter {{ type ether_addr; size {self._dns_meter_size}; "
-            "flags dynamic; timeout 1m; }",
-        ]
-        for name, hook in chains.items():
-            lines.append(f"add chain {t} {name} {{ {hook} }}" if hook else f"add chain {t} {name}")
-            lines.append(f"flush chain {t} {name}")
-        for name, chain_rules in rules.items():
-            lines.extend(f"add rule {t} {name} {rule}" for rule in chain_rules)
-        return "\n".join(lines) + "\n"
+        return self._rules.text()
 
     _ruleset = ruleset  # the name tests/unit/test_install.py knew it by; prefer ruleset()
 
@@ -705,150 +322,3 @@ def _element_line(lines: list[str], verb: str, table: str, name: str, items: Ite
 def _elements(set_body: str, pattern: str) -> list[str]:
     match = _ELEMENTS.search(set_body)
     return re.findall(pattern, match.group(1)) if match else []
-
-
-# -- one netlink dump of a set's elements with their counters ----------------------------------
-
-_NLMSG = struct.Struct("=IHHII")
-_NFGENMSG = struct.Struct("=BBH")
-_NLA = struct.Struct("=HH")
-_NETLINK_NETFILTER = 12
-_NFNL_SUBSYS_NFTABLES = 10
-_NFT_MSG_NEWSETELEM, _NFT_MSG_GETSETELEM = 12, 13
-_NFPROTO_INET = 1
-_NLM_F_REQUEST_DUMP = 0x1 | 0x300
-_NLMSG_ERROR, _NLMSG_DONE = 2, 3
-_NLM_F_DUMP_INTR = 0x10
-_LIST_TABLE, _LIST_SET, _LIST_ELEMENTS = 1, 2, 3
-_LIST_ELEM = 1
-_ELEM_KEY, _ELEM_EXPR, _ELEM_EXPRESSIONS = 1, 7, 11
-_DATA_VALUE = 1
-_EXPR_NAME, _EXPR_DATA = 1, 2
-_COUNTER_BYTES = 1
-
-
-def _nla(kind: int, value: bytes) -> bytes:
-    data = _NLA.pack(_NLA.size + len(value), kind) + value
-    return data + b"\0" * (-len(data) % 4)
-
-
-def _attrs(data: bytes, start: int, end: int) -> Iterator[tuple[int, int, int]]:
-    """(type, value start, value end) of each netlink attribute in data[start:end]."""
-    while start + _NLA.size <= end:
-        length, kind = _NLA.unpack_from(data, start)
-        if length < _NLA.size:
-            return
-        yield kind & 0x3FFF, start + _NLA.size, start + length
-        start += (length + 3) & ~3
-
-
-def _first(data: bytes, start: int, end: int, wanted: int) -> tuple[int, int] | None:
-    for kind, lo, hi in _attrs(data, start, end):
-        if kind == wanted:
-            return lo, hi
-    return None
-
-
-def _counter_bytes(data: bytes, lo: int, hi: int) -> int | None:
-    """Bytes of a counter expression (NFTA_EXPR_NAME "counter" + NFTA_EXPR_DATA)."""
-    # The kernel's layout: name first, then data whose first attribute is the byte count.
-    nlen, nkind = _NLA.unpack_from(data, lo)
-    if nkind & 0x3FFF == _EXPR_NAME and data[lo + 4 : lo + nlen] == b"counter\0":
-        at = lo + ((nlen + 3) & ~3)
-        if at + 16 <= hi:
-            _, dkind = _NLA.unpack_from(data, at)
-            _, bkind = _NLA.unpack_from(data, at + 4)
-            if dkind & 0x3FFF == _EXPR_DATA and bkind & 0x3FFF == _COUNTER_BYTES:
-                return int.from_bytes(data[at + 8 : at + 16], "big")
-    # Any other order: look the attributes up by type.
-    name = _first(data, lo, hi, _EXPR_NAME)
-    if name is None or data[name[0] : name[1]].rstrip(b"\0") != b"counter":
-        return None
-    expr = _first(data, lo, hi, _EXPR_DATA)
-    found = _first(data, expr[0], expr[1], _COUNTER_BYTES) if expr else None
-    return int.from_bytes(data[found[0] : found[0] + 8], "big") if found else None
-
-
-def _element(data: bytes, lo: int, hi: int) -> tuple[bytes, int] | None:
-    """(key, counted bytes) of one NFTA_LIST_ELEM; a tight loop, as it runs 10,000 times."""
-    unpack = _NLA.unpack_from
-    key: bytes | None = None
-    count: int | None = None
-    while lo + 4 <= hi:
-        length, kind = unpack(data, lo)
-        if length < 4:
-            break
-        kind &= 0x3FFF
-        if kind == _ELEM_KEY:
-            vlen, vkind = unpack(data, lo + 4)
-            if vkind & 0x3FFF == _DATA_VALUE:
-                key = data[lo + 8 : lo + 4 + vlen]
-        elif kind == _ELEM_EXPR:
-            count = _counter_bytes(data, lo + 4, lo + length)
-        elif kind == _ELEM_EXPRESSIONS and count is None:
-            first = _first(data, lo + 4, lo + length, _LIST_ELEM)
-            count = _counter_bytes(data, first[0], first[1]) if first else None
-        lo += (length + 3) & ~3
-    return (key, count) if key is not None and count is not None else None
-
-
-def dump_set_counters(table: str, set_name: str, attempts: int = 5) -> list[tuple[bytes, int]]:
-    """(key as the kernel stores it, counted bytes) of every element of `inet table set`.
-
-    A dump that spans several messages resumes by skipping the elements already sent; if the
-    kernel resizes the hash table in between (it does so in the background after a big add),
-    some elements come twice and as many never. Such a dump, or one the kernel marks as
-    interrupted, is repeated.
-    """
-    for _ in range(attempts):
-        result, interrupted = _dump_once(table, set_name)
-        if not interrupted and len({key for key, _ in result}) == len(result):
-            return result
-    raise AdapterError(f"listing {table} {set_name}: inconsistent after {attempts} attempts")
-
-
-def _dump_once(table: str, set_name: str) -> tuple[list[tuple[bytes, int]], bool]:
-    body = _NFGENMSG.pack(_NFPROTO_INET, 0, 0)
-    body += _nla(_LIST_TABLE, table.encode() + b"\0") + _nla(_LIST_SET, set_name.encode() + b"\0")
-    kind = (_NFNL_SUBSYS_NFTABLES << 8) | _NFT_MSG_GETSETELEM
-    request = _NLMSG.pack(_NLMSG.size + len(body), kind, _NLM_F_REQUEST_DUMP, 1, 0) + body
-    result: list[tuple[bytes, int]] = []
-    interrupted = False
-    try:
-        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, _NETLINK_NETFILTER)
-    except OSError as exc:
-        raise AdapterError(f"netfilter netlink socket: {exc}") from exc
-    with sock:
-        sock.settimeout(10.0)
-        try:
-            sock.sendall(request)
-            for _ in range(1_000_000):  # bounded: a dump ends with NLMSG_DONE long before this
-                data = sock.recv(1 << 20)
-                offset = 0
-                while offset + _NLMSG.size <= len(data):
-                    length, msg_type, flags, _seq, _pid = _NLMSG.unpack_from(data, offset)
-                    if length < _NLMSG.size:
-                        raise AdapterError("malformed netlink message")
-                    end = offset + length
-                    interrupted = interrupted or bool(flags & _NLM_F_DUMP_INTR)
-                    if msg_type == _NLMSG_DONE:
-                        return result, interrupted
-                    if msg_type == _NLMSG_ERROR:
-                        (code,) = struct.unpack_from("=i", data, offset + _NLMSG.size)
-                        if code:
-                            name = errno.errorcode.get(-code, str(-code))
-                            raise AdapterError(f"listing {table} {set_name}: {name}")
-                    elif msg_type & 0xFF == _NFT_MSG_NEWSETELEM:
-                        start = offset + _NLMSG.size + _NFGENMSG.size
-                        elements = _first(data, start, end, _LIST_ELEMENTS)
-                        if elements is not None:
-                            for sub, lo, hi in _attrs(data, elements[0], elements[1]):
-                                if sub == _LIST_ELEM:
-                                    parsed = _element(data, lo, hi)
-                                    if parsed is None:
-                                        raise AdapterError(f"{set_name}: element without counter")
-                                    result.append(parsed)
-                    offset += (length + 3) & ~3
-        except OSError as exc:
-            raise AdapterError(f"listing {table} {set_name}: {exc}") from exc
-    raise AdapterError(f"listing {table} {set_name} did not end")

@@ -15,7 +15,9 @@ import pytest
 from hotspotd.core.ports import FirewallChange, Rate, ShaperChange
 from hotspotd.core.reconcile import Desired, reconcile
 from hotspotd.errors import AdapterError
-from hotspotd.net.firewall import NftCommand, NftFirewall, RateLimit
+from hotspotd.net.firewall import NftFirewall
+from hotspotd.net.nft import NftCommand
+from hotspotd.net.ruleset import RateLimit
 from tests.netns.conftest import PHONE1, PHONE2, Router, key_of
 from tests.netns.lab import (
     GARDEN_HOST,
@@ -791,14 +793,14 @@ def test_ruleset_loaded_at_boot_closes_the_door_before_the_daemon(router: Router
 def test_a_dump_torn_by_a_hash_resize_is_repeated(monkeypatch: pytest.MonkeyPatch) -> None:
     """Seen once under load: a multi-message dump, resumed by skipping, after the kernel grew
     the hash table in the background, gave some elements twice and others never."""
-    import hotspotd.net.firewall as firewall_module
+    import hotspotd.net.nft_counters as nft_counters
 
     whole = [(bytes([n]), n) for n in range(100)]
     torn = whole[:43] + whole[20:77]  # as many elements, 23 of them twice, 23 never
     answers = [(torn, False), (whole, True), (whole, False)]
-    monkeypatch.setattr(firewall_module, "_dump_once", lambda table, name: answers.pop(0))
-    assert firewall_module.dump_set_counters("hotspot", "auth_up") == whole
+    monkeypatch.setattr(nft_counters, "_dump_once", lambda table, name: answers.pop(0))
+    assert nft_counters.dump_set_counters("hotspot", "auth_up") == whole
     assert answers == []  # the torn and the interrupted dumps were both retried
-    monkeypatch.setattr(firewall_module, "_dump_once", lambda table, name: (torn, False))
+    monkeypatch.setattr(nft_counters, "_dump_once", lambda table, name: (torn, False))
     with pytest.raises(AdapterError, match="inconsistent"):
-        firewall_module.dump_set_counters("hotspot", "auth_up")
+        nft_counters.dump_set_counters("hotspot", "auth_up")
