@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from hotspotd import config as config_mod
 from hotspotd import schema
-from hotspotd.backup import backup_command, restore_command
+from hotspotd.cli.backup import backup_command, restore_command
 from hotspotd.clock import Clock, ClockReport, SystemClock, read_published
 from hotspotd.control import ControlClient
 from hotspotd.core import codes, content, db, plans, sessions, units, vouchers
