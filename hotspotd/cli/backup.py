@@ -7,14 +7,11 @@ and sizes the file.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
 from hotspotd.backup import backup, read_manifest, restore, sqlite_file
-
-if TYPE_CHECKING:
-    from hotspotd.cli import Env
+from hotspotd.cli.common import Env, pass_env
 
 
 def _size(path: Path) -> str:
@@ -29,7 +26,7 @@ def _size(path: Path) -> str:
 @click.command("backup")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--force", is_flag=True, help="Replace FILE if it exists.")
-@click.pass_obj
+@pass_env
 def backup_command(env: Env, file: Path, force: bool) -> None:
     """Save the database, the config and uploaded media to FILE (.tar.gz).
 
@@ -46,7 +43,7 @@ def backup_command(env: Env, file: Path, force: bool) -> None:
 @click.command("restore")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--yes", is_flag=True, help="Do not ask before replacing the database.")
-@click.pass_obj
+@pass_env
 def restore_command(env: Env, file: Path, yes: bool) -> None:
     """Put the backup FILE in place of the database, config and media.
 
