@@ -425,12 +425,7 @@ def plan_edit(svc: Service, a: Args, who: Caller) -> dict[str, Any]:
     if not changes and new_name is None:
         raise InvalidInput("nothing to change: give at least one term", reason="nothing_to_add")
     with svc.transaction() as tx:
-        plan = plans.edit(tx, a["name"], changes, new_name)
-        name = plan.name
-        detail = ", ".join(f"{k}={v}" for k, v in sorted(changes.items()))
-        if new_name is not None:
-            detail = ", ".join(filter(None, [f"name={new_name}", detail]))
-        audit.record(tx, svc.now(), who.actor, "plan.edit", name, detail)
+        name = plans.edit(tx, a["name"], changes, new_name, actor=who.actor, now=svc.now()).name
     svc.enforce()  # a shorter limit may have run out already
     svc.reconcile()  # new rates for the sessions on it
     return {"name": name}

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from hotspotd.core import audit
 from hotspotd.core.accounting import Allowance
 from hotspotd.core.models import Plan, Voucher, VoucherState
 from hotspotd.errors import Conflict, InvalidInput, NotFound
@@ -79,9 +80,18 @@ def add(db: Session, name: str, terms: PlanTerms, now: datetime) -> Plan:
     return plan
 
 
-def edit(db: Session, name: str, changes: dict[str, int | None], new_name: str | None) -> Plan:
+def edit(
+    db: Session,
+    name: str,
+    changes: dict[str, int | None],
+    new_name: str | None,
+    *,
+    actor: str,
+    now: datetime,
+) -> Plan:
     """Change some terms. Cards already printed keep their price; limits follow the plan."""
     plan = find(db, name)
+    old_name = plan.name
     current = PlanTerms(**{f.name: getattr(plan, f.name) for f in fields(PlanTerms)})
     unknown = set(changes) - {f.name for f in fields(PlanTerms)}
     if unknown:
@@ -98,6 +108,9 @@ def edit(db: Session, name: str, changes: dict[str, int | None], new_name: str |
         plan.name = new_name
     for key, value in _columns(terms).items():
         setattr(plan, key, value)
+    said = [f"name={new_name}"] if new_name is not None and new_name != old_name else []
+    said += [f"{k}={v}" for k, v in sorted(changes.items())]
+    audit.record(db, now, actor, "plan.edit", old_name, ", ".join(said))
     db.flush()
     return plan
 

@@ -8,6 +8,8 @@ import json
 import os
 import sqlite3
 import stat
+import subprocess
+import sys
 import tarfile
 import time
 from collections.abc import Iterator
@@ -21,6 +23,7 @@ from sqlalchemy import Engine, create_engine, text
 from hotspotd import backup as bk
 from hotspotd import config as config_mod
 from hotspotd import schema
+from hotspotd.backup import snapshot
 from hotspotd.cli import cli
 from tests.conftest import NOW, Ctl
 
@@ -59,10 +62,8 @@ def config_path(config_file: Path, state_dir: Path) -> Path:
 
 
 @pytest.fixture
-def hctl(ctl: Ctl, config_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ctl:
-    """hotspotctl with `backup` and `restore` registered, as cli.py will do; undone after."""
-    monkeypatch.setitem(cli.commands, "backup", bk.backup_command)
-    monkeypatch.setitem(cli.commands, "restore", bk.restore_command)
+def hctl(ctl: Ctl, config_path: Path) -> Ctl:
+    """hotspotctl with the config that puts the state directory in the test's folder."""
     return ctl
 
 
@@ -513,7 +514,7 @@ def test_a_busy_database_is_waited_on_for_seconds_not_for_ever_and_loses_nothing
     writer.commit()
     writer.close()
     assert (state_dir / "hotspot.db-wal").stat().st_size > 0
-    monkeypatch.setattr(bk, "_BUSY_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(snapshot, "BUSY_TIMEOUT_S", 0.5)
     holder = sqlite3.connect(live)  # another program in the middle of a long write
     holder.execute("BEGIN IMMEDIATE")
     try:
@@ -540,8 +541,20 @@ def test_a_snapshot_of_a_locked_database_gives_up_after_its_wait(tmp_path: Path)
     try:
         started = time.monotonic()
         with pytest.raises(bk.DatabaseBusy, match="busy"):
-            bk._snapshot(path, tmp_path / "copy.db", wait_s=0.3)
+            snapshot.take(path, tmp_path / "copy.db", wait_s=0.3)
         assert time.monotonic() - started < 10
     finally:
         conn.rollback()
         conn.close()
+
+
+def test_the_backup_package_needs_no_command_line() -> None:
+    """hotspotd (the nightly job) imports it; hotspotctl imports it, never the other way."""
+    probe = (
+        "import sys, hotspotd.backup; "
+        "print([m for m in sys.modules if m.startswith('hotspotd.cli')])"
+    )
+    found = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert found.stdout.strip() == "[]"

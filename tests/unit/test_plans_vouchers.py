@@ -66,11 +66,16 @@ def test_duplicate_and_bad_plans_are_refused(db: Session, harian) -> None:  # ty
 
 
 def test_plan_edit_changes_and_clears_limits(db: Session, harian) -> None:  # type: ignore[no-untyped-def]
-    edited = plans.edit(db, "Harian", {"time_s": None, "price_rp": 6000}, "Harian Plus")
+    edited = plans.edit(
+        db, "Harian", {"time_s": None, "price_rp": 6000}, "Harian Plus", actor="cli:siti", now=NOW
+    )
     assert edited.time_s is None and edited.price_rp == 6000 and edited.name == "Harian Plus"
     assert edited.data_bytes == 10**9  # untouched
     with pytest.raises(NotFound):
         plans.find(db, "Harian")
+    (row,) = db.scalars(select(AuditEvent).where(AuditEvent.action == "plan.edit"))
+    assert (row.actor, row.subject) == ("cli:siti", "Harian")
+    assert row.detail == "name=Harian Plus, price_rp=6000, time_s=None"
 
 
 def test_retired_plan_makes_no_vouchers_but_old_ones_stay_good(db: Session, harian) -> None:  # type: ignore[no-untyped-def]

@@ -47,8 +47,12 @@ def _imports(path: Path, name: str, modules: dict[str, Path]) -> set[str]:
             if node.level:
                 anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join([*anchor, *([base] if base else [])])
-            # `from package import module` imports the module; `from module import name` not
-            targets = [f"{base}.{alias.name}" for alias in node.names] + [base]
+            # `from package import module` imports the module (the package only as its parent,
+            # as every import of a submodule does); `from module import name` the module
+            targets = [
+                f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base
+                for alias in node.names
+            ]
         for target in targets:
             while target and target not in modules:
                 target = target.rpartition(".")[0]
