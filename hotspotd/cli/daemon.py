@@ -17,7 +17,6 @@ from hotspotd.cli.common import (
     SIZE,
     Env,
     dump,
-    iso,
     pass_env,
     table,
 )
@@ -25,6 +24,7 @@ from hotspotd.clock import ClockReport, read_published
 from hotspotd.control import ControlClient
 from hotspotd.core import sessions, units
 from hotspotd.core.models import ClockState
+from hotspotd.core.records import iso
 from hotspotd.errors import InvalidInput
 
 
