@@ -187,7 +187,3 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 
 def dump(obj: object) -> None:
     click.echo(json.dumps(obj, ensure_ascii=False, indent=2))
-
-
-def iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None

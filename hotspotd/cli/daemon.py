@@ -17,7 +17,6 @@ from hotspotd.cli.common import (
     SIZE,
     Env,
     dump,
-    iso,
     operator,
     pass_env,
     table,
@@ -25,6 +24,7 @@ from hotspotd.cli.common import (
 from hotspotd.clock import ClockReport, read_published
 from hotspotd.core import queries, units
 from hotspotd.core.models import ClockState
+from hotspotd.core.records import iso
 from hotspotd.errors import InvalidInput
 
 

@@ -12,6 +12,7 @@ from hotspotd.cli.common import (
     table,
 )
 from hotspotd.core import content
+from hotspotd.core.records import lesson_record
 from hotspotd.errors import InvalidInput
 
 
@@ -50,18 +51,7 @@ def lesson_list(env: Env, as_json: bool) -> None:
     with env.transaction() as session:
         items = content.lessons(session, include_hidden=True)
         if as_json:
-            dump(
-                [
-                    {
-                        "slug": i.slug,
-                        "topic": i.topic.value,
-                        "title": i.title,
-                        "summary": i.summary,
-                        "hidden": i.hidden,
-                    }
-                    for i in items
-                ]
-            )
+            dump([lesson_record(i) for i in items])
         elif not items:
             click.echo("no lessons yet: hotspotctl lesson import config/lessons/*.txt")
         else:

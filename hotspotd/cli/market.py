@@ -13,27 +13,13 @@ from hotspotd.cli.common import (
     Env,
     Group,
     dump,
-    iso,
     pass_env,
     table,
 )
 from hotspotd.core import content, units
 from hotspotd.core.models import Listing
+from hotspotd.core.records import listing_record
 from hotspotd.errors import InvalidInput
-
-
-def _listing_json(item: Listing) -> dict[str, Any]:
-    return {
-        "id": item.id,
-        "title": item.title,
-        "seller": item.seller,
-        "price_rp": item.price_rp,
-        "unit": item.unit,
-        "contact": item.contact,
-        "description": item.description,
-        "hidden": item.hidden,
-        "updated_at": iso(item.updated_at),
-    }
 
 
 def _listing_rows(items: Sequence[Listing]) -> str:
@@ -104,7 +90,7 @@ def market_add(env: Env, as_json: bool, **given: Any) -> None:
     with env.transaction() as session:
         item = content.add_listing(session, fields, env.now())
         if as_json:
-            dump(_listing_json(item))
+            dump(listing_record(item))
         else:
             click.echo(f"added listing {item.id}")
             click.echo(_listing_rows([item]))
@@ -144,7 +130,7 @@ def market_list(env: Env, as_json: bool) -> None:
     with env.transaction() as session:
         items = content.listings(session, include_hidden=True)
         if as_json:
-            dump([_listing_json(i) for i in items])
+            dump([listing_record(i) for i in items])
         elif not items:
             click.echo("no listings yet: add one with `hotspotctl market add`")
         else:

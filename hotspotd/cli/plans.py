@@ -24,26 +24,8 @@ from hotspotd.cli.common import (
 )
 from hotspotd.core import plans, units
 from hotspotd.core.models import Plan
+from hotspotd.core.records import plan_record
 from hotspotd.errors import InvalidInput
-
-
-def _plan_json(plan: Plan, unused: int | None = None, active: int | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "name": plan.name,
-        "price_rp": plan.price_rp,
-        "validity_s": plan.validity_s,
-        "time_s": plan.time_s,
-        "data_bytes": plan.data_bytes,
-        "down_bps": plan.down_bps,
-        "up_bps": plan.up_bps,
-        "devices": plan.devices,
-        "idle_s": plan.idle_s,
-        "retired": plan.retired_at is not None,
-    }
-    if unused is not None:
-        out["vouchers_unused"] = unused
-        out["vouchers_active"] = active
-    return out
 
 
 def _plan_row(plan: Plan) -> list[str]:
@@ -107,7 +89,7 @@ def plan_add(env: Env, name: str, price: Any, as_json: bool, **terms: Any) -> No
     with env.transaction() as session:
         created = plans.add(session, name, plans.PlanTerms(price_rp=price, **clean), env.now())
         if as_json:
-            dump(_plan_json(created))
+            dump(plan_record(created))
         else:
             click.echo(f"added plan {created.name!r}")
             click.echo(table(PLAN_HEADERS, [_plan_row(created)]))
@@ -122,7 +104,7 @@ def plan_list(env: Env, include_retired: bool, as_json: bool) -> None:
     with env.transaction() as session:
         rows = plans.listing(session, include_retired=include_retired)
         if as_json:
-            dump([_plan_json(p, u, a) for p, u, a in rows])
+            dump([plan_record(p, u, a) for p, u, a in rows])
         elif not rows:
             click.echo("no plans yet: add one with `hotspotctl plan add`")
         else:

@@ -16,13 +16,13 @@ from hotspotd.cli.common import (
     actor,
     ask_daemon_or_none,
     dump,
-    iso,
     login_name,
     pass_env,
     table,
 )
 from hotspotd.core import codes, units, vouchers
-from hotspotd.core.models import Voucher, VoucherState
+from hotspotd.core.models import VoucherState
+from hotspotd.core.records import iso, voucher_record
 from hotspotd.errors import InvalidInput
 
 
@@ -73,23 +73,6 @@ def voucher_make(
             click.echo(codes.display(v.code))
 
 
-def _voucher_json(v: Voucher, now: datetime) -> dict[str, Any]:
-    standing = vouchers.standing_of(v, now)
-    return {
-        "code": codes.display(v.code),
-        "plan": v.plan.name,
-        "batch": v.batch.name,
-        "price_rp": v.price_rp,
-        "state": vouchers.state_now(v, now).value,
-        "first_used_at": iso(v.first_used_at),
-        "used_seconds": v.used_seconds,
-        "used_bytes": v.used_bytes,
-        "time_left_s": standing.seconds_left,
-        "data_left_bytes": standing.data_left,
-        "valid_until": iso(standing.valid_until),
-    }
-
-
 @voucher.command("list")
 @click.option("--plan", "plan_name", help="Only this plan.")
 @click.option("--batch", "batch_name", help="Only this batch.")
@@ -120,14 +103,14 @@ def voucher_list(
             limit=limit,
         )
         if as_json:
-            dump([_voucher_json(v, now) for v in found])
+            dump([voucher_record(v, now) for v in found])
             return
         if not found:
             click.echo("no vouchers found")
             return
         rows = []
         for v in found:
-            item = _voucher_json(v, now)
+            item = voucher_record(v, now)
             rows.append(
                 [
                     item["code"],
@@ -172,7 +155,7 @@ def _report_check(
 ) -> None:
     v = result.voucher
     if as_json:
-        out: dict[str, Any] = _voucher_json(v, now) if v is not None else {}
+        out: dict[str, Any] = dict(voucher_record(v, now)) if v is not None else {}
         out.update(state=result.state.value, message=result.message)
         if v is not None:
             out["takeovers"] = [{"at": iso(e.at), "detail": e.detail} for e in result.takeovers]

@@ -1,0 +1,134 @@
+"""The JSON shapes of plans, vouchers, market listings and lessons.
+
+One place for what a plan or a voucher looks like to a program: `hotspotctl --json` prints
+these, and the control socket, the operator's pages and exports are to hand out the same.
+Values are JSON's own (numbers, strings, booleans, null); times are ISO 8601 with their UTC
+offset, limits left out are null, and codes appear as printed on the card.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import NotRequired, TypedDict
+
+from hotspotd.core import codes, vouchers
+from hotspotd.core.models import Lesson, Listing, Plan, Voucher
+
+
+class PlanRecord(TypedDict):
+    name: str
+    price_rp: int
+    validity_s: int | None
+    time_s: int | None
+    data_bytes: int | None
+    down_bps: int | None
+    up_bps: int | None
+    devices: int | None
+    idle_s: int | None
+    retired: bool
+    # only in a listing that counted the plan's vouchers
+    vouchers_unused: NotRequired[int]
+    vouchers_active: NotRequired[int | None]
+
+
+class VoucherRecord(TypedDict):
+    code: str
+    plan: str
+    batch: str
+    price_rp: int
+    state: str  # as it stands at the moment asked about, not only as recorded
+    first_used_at: str | None
+    used_seconds: int
+    used_bytes: int
+    time_left_s: int | None
+    data_left_bytes: int | None
+    valid_until: str | None
+
+
+class ListingRecord(TypedDict):
+    id: int
+    title: str
+    seller: str
+    price_rp: int | None
+    unit: str
+    contact: str
+    description: str
+    hidden: bool
+    updated_at: str | None
+
+
+class LessonRecord(TypedDict):
+    slug: str
+    topic: str
+    title: str
+    summary: str
+    hidden: bool
+
+
+def iso(value: datetime | None) -> str | None:
+    """A time as the records give it; None (never, not yet) stays null."""
+    return value.isoformat() if value else None
+
+
+def plan_record(plan: Plan, unused: int | None = None, active: int | None = None) -> PlanRecord:
+    """A plan's terms; with `unused` (and `active`) counts of its vouchers, as a listing has."""
+    out: PlanRecord = {
+        "name": plan.name,
+        "price_rp": plan.price_rp,
+        "validity_s": plan.validity_s,
+        "time_s": plan.time_s,
+        "data_bytes": plan.data_bytes,
+        "down_bps": plan.down_bps,
+        "up_bps": plan.up_bps,
+        "devices": plan.devices,
+        "idle_s": plan.idle_s,
+        "retired": plan.retired_at is not None,
+    }
+    if unused is not None:
+        out["vouchers_unused"] = unused
+        out["vouchers_active"] = active
+    return out
+
+
+def voucher_record(voucher: Voucher, now: datetime) -> VoucherRecord:
+    """A voucher and where it stands at `now`: its state, what is left, until when."""
+    standing = vouchers.standing_of(voucher, now)
+    return {
+        "code": codes.display(voucher.code),
+        "plan": voucher.plan.name,
+        "batch": voucher.batch.name,
+        "price_rp": voucher.price_rp,
+        "state": vouchers.state_now(voucher, now).value,
+        "first_used_at": iso(voucher.first_used_at),
+        "used_seconds": voucher.used_seconds,
+        "used_bytes": voucher.used_bytes,
+        "time_left_s": standing.seconds_left,
+        "data_left_bytes": standing.data_left,
+        "valid_until": iso(standing.valid_until),
+    }
+
+
+def listing_record(item: Listing) -> ListingRecord:
+    """A market listing, hidden or not (the record says which)."""
+    return {
+        "id": item.id,
+        "title": item.title,
+        "seller": item.seller,
+        "price_rp": item.price_rp,
+        "unit": item.unit,
+        "contact": item.contact,
+        "description": item.description,
+        "hidden": item.hidden,
+        "updated_at": iso(item.updated_at),
+    }
+
+
+def lesson_record(item: Lesson) -> LessonRecord:
+    """A lesson as the shelf lists it; the body is left out."""
+    return {
+        "slug": item.slug,
+        "topic": item.topic.value,
+        "title": item.title,
+        "summary": item.summary,
+        "hidden": item.hidden,
+    }
