@@ -12,16 +12,16 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, g
+from flask import Flask
 
 from hotspotd import config as config_mod
 from hotspotd.clock import Clock, SystemClock
-from hotspotd.control import ControlClient
 from hotspotd.core import db, sessions
-from portal import views
+from portal import views, web
 from portal.intercept import Intercept
 from portal.online import OnlineAddresses
 from portal.originals import OriginalUrls
+from portal.web import daemon_client
 
 
 def _secret_key(path: Path | None) -> bytes:
@@ -63,7 +63,7 @@ def create_app(
     engine = db.make_engine(cfg.database.url, read_only=True)
     app.extensions["hotspot.engine"] = engine
     app.extensions["hotspot.sessionmaker"] = db.make_sessionmaker(engine)
-    app.extensions["hotspot.control"] = ControlClient(cfg.daemon.control_socket, timeout=10)
+    daemon_client.init_app(app, cfg)
     app.extensions["hotspot.clock"] = clock
     online = OnlineAddresses(engine, clock=clock.monotonic)
     originals = OriginalUrls(cfg.portal.runtime_dir, clock=clock.monotonic)
@@ -75,16 +75,9 @@ def create_app(
         f.enabled, f.time_s, f.data_bytes, f.down_bps, f.up_bps
     )
 
-    @app.teardown_appcontext
-    def close_session(_exc: BaseException | None) -> None:
-        session = g.pop("db", None)
-        if session is not None:
-            session.close()
+    from portal import api, captive, health, village
 
-    from portal import api, captive, health, i18n, security, village
-
-    i18n.init_app(app)
-    security.init_app(app)
+    web.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(captive.bp)

@@ -24,21 +24,19 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 from hotspotd.core import codes, content
-from portal import i18n, security
 from portal.originals import OriginalUrls
 from portal.views import (
-    Refusal,
     ask,
-    cfg,
-    db,
     device_ip,
     kept_page,
     plan_cards,
     require_device,
     status_of,
     typo_message,
-    unavailable,
 )
+from portal.web import i18n, security
+from portal.web.context import cfg, db
+from portal.web.errors import Refusal, unavailable
 
 bp = Blueprint("captive", __name__)
 log = logging.getLogger("hotspot.portal")

@@ -30,7 +30,7 @@ from typing import Any
 
 from hotspotd import config as config_mod
 from hotspotd.errors import HotspotError
-from portal import i18n
+from portal.web import i18n
 
 log = logging.getLogger("hotspot.portal")
 

@@ -1,66 +1,23 @@
-"""What the portal's views share: the device asking, its session, asking the daemon, refusals."""
+"""What the residents' views share: the device asking, its session, asking the daemon."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from ipaddress import IPv4Address
 from typing import Any
 
 from flask import current_app, g, render_template, request
 from flask_babel import gettext as _
-from sqlalchemy.orm import Session as DB
 
-from hotspotd.clock import Clock
 from hotspotd.config import Config
-from hotspotd.control import ControlClient, ControlError
 from hotspotd.core import codes, plans, sessions
 from hotspotd.errors import NotFound
-from portal import i18n, security
 from portal.online import OnlineAddresses
-
-
-class Refusal(Exception):
-    """A request the portal answers with a page that says why (always a 4xx or 503)."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        form: str | None = None,
-        retry_after: int = 0,
-        reason: str = "",
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.form = form  # which form to show again under the message: "login", "topup"
-        self.retry_after = retry_after
-        self.reason = reason  # the daemon's reason, when the refusal is the daemon's
-
-
-def cfg() -> Config:
-    config: Config = current_app.config["HOTSPOT"]
-    return config
-
-
-def db() -> DB:
-    if "db" not in g:
-        g.db = current_app.extensions["hotspot.sessionmaker"]()
-    session: DB = g.db
-    return session
-
-
-def clock() -> Clock:
-    the_clock: Clock = current_app.extensions["hotspot.clock"]
-    return the_clock
-
-
-def now() -> datetime:
-    return clock().now()
+from portal.web import daemon_client, i18n, security
+from portal.web.context import cfg, clock, db, now
+from portal.web.errors import Refusal
 
 
 def device_ip() -> IPv4Address | None:
@@ -132,96 +89,13 @@ def typo_message(check: codes.CodeCheck) -> str:
 
 
 def ask(op: str, form: str | None = None, **params: Any) -> Any:
-    """One daemon operation; its error answer becomes a Refusal with a page for people."""
-    client: ControlClient = current_app.extensions["hotspot.control"]
+    """One daemon operation (portal.web.daemon_client); the online set is read again after it,
+    since the daemon may have changed it."""
     online: OnlineAddresses = current_app.extensions["hotspot.online"]
     try:
-        return client.call(op, **params)
-    except ControlError as exc:
-        raise refusal_of(exc, form) from None
+        return daemon_client.ask(op, form, **params)
     finally:
         online.forget()
-
-
-def refusal_of(exc: ControlError, form: str | None) -> Refusal:
-    """The page for a daemon's refusal, chosen by its stable (code, reason), never its text."""
-    if exc.code == "throttled":
-        wait = int(exc.extra.get("retry_after", 600))
-        minutes = max(1, (wait + 59) // 60)
-        return Refusal(
-            429,
-            _(
-                "Too many wrong codes from this phone. Please wait %(minutes)d minutes, "
-                "then try again.",
-                minutes=minutes,
-            ),
-            retry_after=wait,
-            reason=exc.reason,
-        )
-    found = REFUSALS.get((exc.code, exc.reason)) or REFUSALS_BY_CODE.get(exc.code)
-    if found is None:
-        return Refusal(503, unavailable(), reason=exc.reason)
-    status, message, form_again = found
-    return Refusal(status, message(), form=form if form_again else None, reason=exc.reason)
-
-
-def unavailable() -> str:
-    return _("The hotspot service is not running right now. Please try again in a minute.")
-
-
-_Message = Callable[[], str]
-
-# (the daemon's error code, its reason) -> (HTTP status, the page's message, whether the form
-# comes back under it). One table: a core message can be reworded without touching the portal.
-REFUSALS: dict[tuple[str, str], tuple[int, _Message, bool]] = {
-    ("typo", "typo"): (
-        400, lambda: _("This code has a typo: one character is wrong or two are swapped."), True
-    ),
-    ("not_found", "unknown_code"): (
-        403, lambda: _("No voucher has this code. Please check the card."), True
-    ),
-    ("not_found", "not_logged_in"): (
-        409, lambda: _("This phone is not logged in any more."), False
-    ),
-    ("voucher_rejected", "expired"): (403, lambda: _("This voucher's validity is over."), True),
-    ("voucher_rejected", "used_up"): (
-        403, lambda: _("This voucher's time or data is used up."), True
-    ),
-    ("voucher_rejected", "revoked"): (
-        403, lambda: _("This voucher was cancelled by the operator."), True
-    ),
-    ("voucher_rejected", "free_used_up"): (
-        403, lambda: _("Today's free internet is used up. Come back tomorrow."), False
-    ),
-    ("forbidden", "device_blocked"): (403, lambda: _("This phone is blocked by the operator."),
-                                      False),
-    ("forbidden", "free_not_offered"): (403, lambda: _("Free internet is not offered here."),
-                                        False),
-    ("no_mac", "no_mac"): (
-        409,
-        lambda: _("The router does not know this phone yet. Wait a moment and try again."),
-        True,
-    ),
-    ("conflict", "has_voucher"): (
-        409, lambda: _("This phone is already online with a voucher."), False
-    ),
-    ("conflict", "same_card"): (409, lambda: _("That is the code you are already using."), True),
-    ("conflict", "free_no_topup"): (409, lambda: _("Free internet cannot be topped up."), True),
-    ("conflict", "card_in_use"): (
-        409, lambda: _("That code is in use already. Log in with it instead."), True
-    ),
-}  # fmt: skip
-
-# A reason this portal does not know yet still gets a fitting page.
-REFUSALS_BY_CODE: dict[str, tuple[int, _Message, bool]] = {
-    "not_found": (403, lambda: _("No voucher has this code. Please check the card."), True),
-    "voucher_rejected": (403, lambda: _("This voucher cannot be used."), True),
-    "forbidden": (403, lambda: _("This phone is blocked by the operator."), False),
-    "conflict": (409, lambda: _("That code is in use already. Log in with it instead."), True),
-    "invalid": (400, lambda: _("That request was not understood."), True),
-    "typo": (400, lambda: _("This code has a typo: one character is wrong or two are swapped."),
-             True),
-}  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,8 @@ from hotspotd.core import codes, plans, sessions, vouchers
 from hotspotd.core import db as dbmod
 from hotspotd.core.plans import PlanTerms
 from hotspotd.errors import ClientError
-from portal import create_app, security
+from portal import create_app
+from portal.web import security
 from tests.conftest import NOW
 from tests.unit.test_daemon import PHONE1, PHONE2, ROOT, Rig
 

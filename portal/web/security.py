@@ -30,7 +30,7 @@ _UNSAFE = re.compile(r"[\x00-\x20\x7f\\]")
 MAX_URL = 2000
 
 
-# Stands in for the token in a page rendered once and kept (see portal.views.kept_page).
+# Stands in for the token in a page rendered once and kept (see portal.residents.views.kept_page).
 PLACEHOLDER = "csrf-" + secrets.token_hex(16)
 COOKIE = "hs"
 _BROWSER = re.compile(r"^[A-Za-z0-9_-]{43}$")
