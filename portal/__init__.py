@@ -17,10 +17,9 @@ from flask import Flask
 from hotspotd import config as config_mod
 from hotspotd.clock import Clock, SystemClock
 from hotspotd.core import db, sessions
-from portal import views, web
-from portal.intercept import Intercept
-from portal.online import OnlineAddresses
-from portal.originals import OriginalUrls
+from portal import residents, web
+from portal.residents.online import OnlineAddresses
+from portal.residents.originals import OriginalUrls
 from portal.web import daemon_client
 
 
@@ -75,21 +74,6 @@ def create_app(
         f.enabled, f.time_s, f.data_bytes, f.down_bps, f.up_bps
     )
 
-    from portal import api, captive, health, village
-
     web.init_app(app)
-    app.register_blueprint(health.bp)
-    app.register_blueprint(api.bp)
-    app.register_blueprint(captive.bp)
-    app.register_blueprint(village.bp)
-    p = cfg.portal
-    app.wsgi_app = Intercept(  # type: ignore[method-assign]
-        app.wsgi_app,
-        own_hosts=(p.hostname, str(p.address), "localhost", "127.0.0.1"),
-        lan=cfg.network.lan_prefix,
-        portal_url=views.portal_url_of(cfg, "/"),
-        status_url=views.portal_url_of(cfg, "/status"),
-        online=online,
-        originals=originals,
-    )
+    residents.init_app(app, cfg, online=online, originals=originals)
     return app

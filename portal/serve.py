@@ -10,7 +10,7 @@ so the portal pre-forks `portal.workers` processes (gunicorn's model, done here 
 because waitress has none): the parent builds the app (imports, secret key) and binds the
 listening socket, then forks; every worker accepts from that socket. The parent only watches:
 a worker that dies is started again, SIGTERM stops them all. What workers must share lives in
-the database or in portal.runtime_dir (portal.originals).
+the database or in portal.runtime_dir (portal.residents.originals).
 """
 
 from __future__ import annotations

@@ -80,7 +80,7 @@ def _set_browser_cookie(response: Response) -> Response:
     return response
 
 
-# On every answer, the portal's pages and the redirects of portal.intercept alike.
+# On every answer, the portal's pages and the redirects of portal.residents.intercept alike.
 HEADERS = (
     ("Content-Security-Policy", CSP),
     ("X-Content-Type-Options", "nosniff"),

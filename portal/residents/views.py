@@ -14,7 +14,7 @@ from flask_babel import gettext as _
 from hotspotd.config import Config
 from hotspotd.core import codes, plans, sessions
 from hotspotd.errors import NotFound
-from portal.online import OnlineAddresses
+from portal.residents.online import OnlineAddresses
 from portal.web import daemon_client, i18n, security
 from portal.web.context import cfg, clock, db, now
 from portal.web.errors import Refusal
@@ -37,7 +37,7 @@ def require_device() -> IPv4Address:
 
 
 def logged_in(ip: IPv4Address | None) -> bool:
-    """Whether this address has an open session: from the in-memory set (see portal.online)."""
+    """Whether this address has an open session: from the in-memory set (residents.online)."""
     if ip is None:
         return False
     online: OnlineAddresses = current_app.extensions["hotspot.online"]

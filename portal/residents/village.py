@@ -15,7 +15,7 @@ from hotspotd.core.models import LessonTopic
 from hotspotd.errors import NotFound
 from portal.web.context import db
 
-bp = Blueprint("village", __name__)
+bp = Blueprint("village", __name__, template_folder="templates")
 
 TOPICS = {
     LessonTopic.INTERNET: lazy_gettext("Internet basics"),

@@ -23,8 +23,8 @@ from urllib.parse import quote
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from portal.online import OnlineAddresses
-from portal.originals import OriginalUrls
+from portal.residents.online import OnlineAddresses
+from portal.residents.originals import OriginalUrls
 from portal.web import security
 
 StartResponse = Callable[..., Any]
