@@ -261,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         cfg = config_mod.load(args.config)
-        from portal import create_app
+        from portal.app import create_app
 
         app = create_app(cfg)
         keep_buffers_off_disk(cfg)  # before the workers are forked: they inherit it

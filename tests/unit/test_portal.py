@@ -24,7 +24,7 @@ from hotspotd.core import codes, plans, sessions, vouchers
 from hotspotd.core import db as dbmod
 from hotspotd.core.plans import PlanTerms
 from hotspotd.errors import ClientError
-from portal import create_app
+from portal.app import create_app
 from portal.web import security
 from tests.conftest import NOW
 from tests.unit.test_daemon import PHONE1, PHONE2, ROOT, Rig
