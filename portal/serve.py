@@ -10,7 +10,7 @@ so the portal pre-forks `portal.workers` processes (gunicorn's model, done here 
 because waitress has none): the parent builds the app (imports, secret key) and binds the
 listening socket, then forks; every worker accepts from that socket. The parent only watches:
 a worker that dies is started again, SIGTERM stops them all. What workers must share lives in
-the database or in portal.runtime_dir (portal.originals).
+the database or in portal.runtime_dir (portal.residents.originals).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from typing import Any
 
 from hotspotd import config as config_mod
 from hotspotd.errors import HotspotError
-from portal import i18n
+from portal.web import i18n
 
 log = logging.getLogger("hotspot.portal")
 
@@ -261,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         cfg = config_mod.load(args.config)
-        from portal import create_app
+        from portal.app import create_app
 
         app = create_app(cfg)
         keep_buffers_off_disk(cfg)  # before the workers are forked: they inherit it

@@ -93,6 +93,17 @@ def test_install_into_a_root_twice_keeps_the_operators_files(tmp_path: Path) -> 
     assert "revision" in upgraded.stdout
     assert "hotspot" in _run(ctl, "--version").stdout
 
+    # The wheel pip built ships every file the portal reads besides its code: each surface's
+    # templates (portal/residents/templates/...), the static files, the translations.
+    site = next((root / "opt" / "hotspot" / "venv" / "lib").glob("python3*/site-packages"))
+    data = {
+        path.relative_to(REPO).as_posix()
+        for path in (REPO / "portal").rglob("*")
+        if path.is_file() and path.suffix not in (".py", ".pyc")
+    }
+    assert "portal/residents/templates/welcome.html" in data
+    assert not sorted(name for name in data if not (site / name).is_file())
+
     # The operator edits the config and hostapd; an old unit is lying around; run again.
     (etc / "hotspot.toml").write_text('[village]\nname = "Desa Operator"\n')
     (etc / "hostapd.conf").write_text(hostapd.replace(passphrase.group(1), "operator-chose-this"))

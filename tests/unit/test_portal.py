@@ -6,6 +6,7 @@ control socket; the portal is the app `create_app()` builds from the same config
 
 from __future__ import annotations
 
+import configparser
 import re
 from collections.abc import Iterator
 from dataclasses import replace
@@ -23,7 +24,8 @@ from hotspotd.core import codes, plans, sessions, vouchers
 from hotspotd.core import db as dbmod
 from hotspotd.core.plans import PlanTerms
 from hotspotd.errors import ClientError
-from portal import create_app, security
+from portal.app import create_app
+from portal.web import security
 from tests.conftest import NOW
 from tests.unit.test_daemon import PHONE1, PHONE2, ROOT, Rig
 
@@ -536,6 +538,27 @@ def test_compiled_translations_match_the_po_file() -> None:
     assert all(wanted.values()), "every message has an Indonesian translation"
 
 
+def babel_cfg_methods(root: Path) -> list[tuple[str, str]]:
+    """portal/babel.cfg's (pattern, method) pairs, as `pybabel extract -F` reads them."""
+    cfg = configparser.ConfigParser()
+    cfg.read(root / "portal" / "babel.cfg")
+    pairs = (section.split(":", 1) for section in cfg.sections())
+    return [(pattern.strip(), method.strip()) for method, pattern in pairs]
+
+
+def test_babel_cfg_reaches_every_template_and_module() -> None:
+    from babel.util import pathmatch
+
+    root = Path(__file__).parents[2]
+    methods = babel_cfg_methods(root)
+    templates = sorted((root / "portal").rglob("*.html"))
+    assert any("residents/templates" in str(t) for t in templates)
+    for path in [*templates, *(root / "portal").rglob("*.py")]:
+        name = path.relative_to(root).as_posix()
+        kind = "jinja2" if path.suffix == ".html" else "python"
+        assert any(m == kind and pathmatch(p, name) for p, m in methods), name
+
+
 def test_every_message_in_the_code_is_in_the_po_file() -> None:
     from babel.messages.extract import extract_from_dir
     from babel.messages.pofile import read_po
@@ -543,16 +566,16 @@ def test_every_message_in_the_code_is_in_the_po_file() -> None:
     root = Path(__file__).parents[2]
     with (root / "portal/translations/id/LC_MESSAGES/messages.po").open("rb") as f:
         known = {m.id if isinstance(m.id, str) else m.id[0] for m in read_po(f) if m.id}
-    method_map = [("**.py", "python"), ("templates/**.html", "jinja2")]
-    found = {
-        msg if isinstance(msg, str) else msg[0]
-        for _file, _line, msg, _comments, _ctx in extract_from_dir(
+    found: dict[str, str] = {
+        msg if isinstance(msg, str) else msg[0]: file
+        for file, _line, msg, _comments, _ctx in extract_from_dir(
             root / "portal",
-            method_map,
+            [(p.removeprefix("portal/"), m) for p, m in babel_cfg_methods(root)],
             keywords={"_": None, "gettext": None, "ngettext": (1, 2)},
         )
     }
-    assert found and found <= known, sorted(found - known)
+    assert any(f.endswith(".html") for f in found.values()), "the templates' messages"
+    assert found and set(found) <= known, sorted(set(found) - known)
 
 
 def test_peer_is_root_in_this_rig() -> None:

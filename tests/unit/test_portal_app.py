@@ -12,7 +12,7 @@ from hotspotd import config, schema
 from hotspotd.core import db as dbmod
 from hotspotd.core import plans
 from hotspotd.core.models import Plan
-from portal import create_app
+from portal.app import create_app
 from tests.conftest import NOW
 
 

@@ -16,8 +16,8 @@ from hotspotd.core import db as dbmod
 from hotspotd.core import login as core_login  # the helpers below are named login and logout
 from hotspotd.core import sessions
 from hotspotd.errors import HotspotError
-from portal.online import OnlineAddresses
-from portal.originals import OriginalUrls
+from portal.residents.online import OnlineAddresses
+from portal.residents.originals import OriginalUrls
 from tests.conftest import NOW
 
 FREE = sessions.FreePolicy(enabled=True, time_s=3600, data_bytes=None)

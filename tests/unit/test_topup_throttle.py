@@ -238,7 +238,7 @@ def test_a_card_without_a_data_limit_onto_a_limited_one_switches_to_it(
 def test_the_portal_says_the_phone_is_on_the_new_card(
     rig: Rig, codes_: list[str], engine: Engine, cfg: config.Config
 ) -> None:
-    from portal import create_app
+    from portal.app import create_app
     from tests.unit.test_portal import Phone
 
     with dbmod.make_sessionmaker(engine).begin() as db:

@@ -1,7 +1,7 @@
 """The residents' pages: welcome, voucher and free login, status, top-up, log out, language.
 
 What a phone that is not logged in gets for a URL of another host is answered before Flask,
-by portal.intercept.
+by portal.residents.intercept.
 """
 
 from __future__ import annotations
@@ -24,23 +24,21 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 from hotspotd.core import codes, content
-from portal import i18n, security
-from portal.originals import OriginalUrls
-from portal.views import (
-    Refusal,
+from portal.residents.originals import OriginalUrls
+from portal.residents.views import (
     ask,
-    cfg,
-    db,
     device_ip,
     kept_page,
     plan_cards,
     require_device,
     status_of,
     typo_message,
-    unavailable,
 )
+from portal.web import i18n, security
+from portal.web.context import cfg, db
+from portal.web.errors import Refusal, unavailable
 
-bp = Blueprint("captive", __name__)
+bp = Blueprint("captive", __name__, template_folder="templates")
 log = logging.getLogger("hotspot.portal")
 
 MAX_CODE = 40

@@ -13,9 +13,9 @@ from flask_babel import lazy_gettext
 from hotspotd.core import content
 from hotspotd.core.models import LessonTopic
 from hotspotd.errors import NotFound
-from portal.views import db
+from portal.web.context import db
 
-bp = Blueprint("village", __name__)
+bp = Blueprint("village", __name__, template_folder="templates")
 
 TOPICS = {
     LessonTopic.INTERNET: lazy_gettext("Internet basics"),

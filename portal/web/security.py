@@ -30,7 +30,7 @@ _UNSAFE = re.compile(r"[\x00-\x20\x7f\\]")
 MAX_URL = 2000
 
 
-# Stands in for the token in a page rendered once and kept (see portal.views.kept_page).
+# Stands in for the token in a page rendered once and kept (see portal.residents.views.kept_page).
 PLACEHOLDER = "csrf-" + secrets.token_hex(16)
 COOKIE = "hs"
 _BROWSER = re.compile(r"^[A-Za-z0-9_-]{43}$")
@@ -80,7 +80,7 @@ def _set_browser_cookie(response: Response) -> Response:
     return response
 
 
-# On every answer, the portal's pages and the redirects of portal.intercept alike.
+# On every answer, the portal's pages and the redirects of portal.residents.intercept alike.
 HEADERS = (
     ("Content-Security-Policy", CSP),
     ("X-Content-Type-Options", "nosniff"),

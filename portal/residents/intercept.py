@@ -23,9 +23,9 @@ from urllib.parse import quote
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from portal import security
-from portal.online import OnlineAddresses
-from portal.originals import OriginalUrls
+from portal.residents.online import OnlineAddresses
+from portal.residents.originals import OriginalUrls
+from portal.web import security
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]

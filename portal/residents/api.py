@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, Response
 from flask.typing import ResponseReturnValue
 
-from portal.views import device_ip, https_url, portal_url, status_of
+from portal.residents.views import device_ip, https_url, portal_url, status_of
 
 bp = Blueprint("api", __name__)
 
