@@ -161,7 +161,7 @@ state_dir = "{self.state}"
             )  # fmt: skip
         probe = run(
             "setpriv", "--reuid=hotspot", "--regid=hotspot", "--init-groups",
-            self.bin("python"), "-c", "import portal", check=False,
+            self.bin("python"), "-c", "import portal.app", check=False,
         )  # fmt: skip
         if probe.returncode != 0:
             say("user hotspot cannot read this clone; the portal runs as root in the lab")

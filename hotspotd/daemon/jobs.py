@@ -36,9 +36,7 @@ def schedule(daemon: Hotspotd, scheduler: Any) -> None:
     jobs: list[tuple[str, Callable[[], object], Any]] = [
         ("rollup", daemon.rollup, CronTrigger(minute=5, timezone=daemon.tz)),
     ]
-    backup_job = _backup_job(daemon)
-    if backup_job is not None:
-        jobs.append(("backup", backup_job, CronTrigger(hour=3, minute=17, timezone=daemon.tz)))
+    jobs.append(("backup", _backup_job(daemon), CronTrigger(hour=3, minute=17, timezone=daemon.tz)))
     for name, func, trigger in jobs:
         scheduler.add_job(
             _guarded(name, func),
@@ -100,16 +98,11 @@ def _guarded(name: str, func: Callable[[], object]) -> Callable[[], None]:
     return run
 
 
-def _backup_job(daemon: Hotspotd) -> Callable[[], object] | None:
-    try:
-        from hotspotd import backup
-    except ImportError:
-        return None
-    rotate = getattr(backup, "nightly", None)
-    if rotate is None:
-        return None
+def _backup_job(daemon: Hotspotd) -> Callable[[], object]:
+    """The nightly snapshot into the state folder, the oldest ones rotated out."""
+    from hotspotd.backup.rotation import nightly
 
     def run() -> object:
-        return rotate(daemon.cfg, daemon.clock.now())
+        return nightly(daemon.cfg, daemon.clock.now())
 
     return run
