@@ -18,19 +18,14 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address
+from typing import Any
 
 from hotspotd.core.ports import Counters, DeviceKey, FirewallChange, FirewallState
 from hotspotd.errors import AdapterError
 from hotspotd.net.nft import NftRunner, default_runner
 from hotspotd.net.nft_counters import dump_set_counters
 from hotspotd.net.ruleset import (
-    DNS_METER_SIZE,
-    DNS_RATE,
-    DNS_RATE_ALL,
-    GARDEN_DNS_TIMEOUT,
-    GARDEN_PORTS,
-    RateLimit,
     Ruleset,
 )
 
@@ -45,44 +40,10 @@ class NftFirewall:
     """The router's `Firewall`: our own nftables table, changed only by difference."""
 
     def __init__(
-        self,
-        *,
-        lan_interface: str,
-        portal_ip: IPv4Address | str,
-        portal_port: int = 80,
-        table: str = "hotspot",
-        dns_redirect_port: int | None = None,
-        masquerade_interface: str | None = None,
-        local_tcp_ports: Iterable[int] = (),
-        trusted_ct_mark: int = 0x00400000,
-        dns_rate: RateLimit = DNS_RATE,
-        dns_rate_all: RateLimit = DNS_RATE_ALL,
-        dns_meter_size: int = DNS_METER_SIZE,
-        garden_ports: Iterable[int] = GARDEN_PORTS,
-        garden_dns_timeout: int = GARDEN_DNS_TIMEOUT,
-        local_destinations: Iterable[IPv4Network | str] = (),
-        operator_interface: str | None = None,
-        operator_networks: Iterable[IPv4Network | str] = (),
-        runner_factory: Callable[[], NftRunner] = default_runner,
+        self, *, runner_factory: Callable[[], NftRunner] = default_runner, **settings: Any
     ) -> None:
-        self._rules = Ruleset(
-            lan_interface=lan_interface,
-            portal_ip=portal_ip,
-            portal_port=portal_port,
-            table=table,
-            dns_redirect_port=dns_redirect_port,
-            masquerade_interface=masquerade_interface,
-            local_tcp_ports=local_tcp_ports,
-            trusted_ct_mark=trusted_ct_mark,
-            dns_rate=dns_rate,
-            dns_rate_all=dns_rate_all,
-            dns_meter_size=dns_meter_size,
-            garden_ports=garden_ports,
-            garden_dns_timeout=garden_dns_timeout,
-            local_destinations=local_destinations,
-            operator_interface=operator_interface,
-            operator_networks=operator_networks,
-        )
+        """`settings` are the `Ruleset`'s: interfaces, portal, garden, DNS limits, checked there."""
+        self._rules = Ruleset(**settings)
         self._table = self._rules.table
         self._runner_factory = runner_factory
         self._runner: NftRunner | None = None
