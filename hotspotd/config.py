@@ -91,6 +91,26 @@ class PortalConfig:
 
 
 @dataclass(frozen=True)
+class OperatorUiConfig:
+    """The operator's web UI: HTTPS only, on portal.address, its own port and process."""
+
+    port: int = 9443
+    # Its certificate; none given: the portal's. Passwords never cross the Wi-Fi in clear, so
+    # without a certificate the operator UI does not start.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    secret_key_file: Path | None = None  # signs its CSRF tokens; None: new at each start
+    idle_s: int = 30 * 60  # a signed-in browser idle this long signs in again
+
+    def certificate(self, portal: PortalConfig) -> tuple[Path, Path] | None:
+        if self.tls_cert is not None and self.tls_key is not None:
+            return self.tls_cert, self.tls_key
+        if portal.tls_cert is not None and portal.tls_key is not None:
+            return portal.tls_cert, portal.tls_key
+        return None
+
+
+@dataclass(frozen=True)
 class DatabaseConfig:
     url: str = DEFAULT_DATABASE_URL
 
@@ -132,6 +152,7 @@ class Config:
     source: str = "<defaults>"
     village: VillageConfig = field(default_factory=VillageConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
+    operator: OperatorUiConfig = field(default_factory=OperatorUiConfig)
     portal: PortalConfig = field(default_factory=PortalConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     free: FreeAllowanceConfig = field(default_factory=FreeAllowanceConfig)
@@ -360,6 +381,27 @@ def parse(data: Mapping[str, Any], source: str) -> Config:
     )
     t.finish()
 
+    t = root.table("operator")
+    d_o = OperatorUiConfig()
+    op_port = t.get("port", int, d_o.port)
+    if not 1 <= op_port <= 65535 or op_port in (port, https_port):
+        raise t.fail("port", f"a port from 1 to 65535 of its own, not the portal's: {op_port}")
+    op_cert, op_key = t.get("tls_cert", str, "") or None, t.get("tls_key", str, "") or None
+    if (op_cert is None) != (op_key is None):
+        raise t.fail("tls_key" if op_key is None else "tls_cert", "give tls_cert and tls_key")
+    op_secret = t.get("secret_key_file", str, "") or None
+    idle = t.parsed("idle_timeout", units.parse_duration, d_o.idle_s, "a duration")
+    if not 60 <= idle <= 86400:
+        raise t.fail("idle_timeout", "between 1m and 1d")
+    operator = OperatorUiConfig(
+        port=op_port,
+        tls_cert=Path(op_cert) if op_cert else None,
+        tls_key=Path(op_key) if op_key else None,
+        secret_key_file=Path(op_secret) if op_secret else None,
+        idle_s=idle,
+    )
+    t.finish()
+
     t = root.table("database")
     url = t.get("url", str, DEFAULT_DATABASE_URL)
     if not re.match(r"^(sqlite|postgresql)(\+\w+)?://", url):
@@ -400,6 +442,7 @@ def parse(data: Mapping[str, Any], source: str) -> Config:
         village=village,
         network=network,
         portal=portal,
+        operator=operator,
         database=database,
         free=free,
         daemon=daemon,

@@ -64,3 +64,8 @@ def open_addresses(conn: Connection | DB) -> frozenset[str]:
     """The addresses with an open session; a bare connection will do (the portal's cache)."""
     rows = conn.execute(select(Session.ip).where(Session.ended_at.is_(None)))
     return frozenset(str(ip) for (ip,) in rows)
+
+
+def count_open(db: DB) -> int:
+    """How many sessions are open now: the devices online."""
+    return db.scalar(select(func.count()).select_from(_open().order_by(None).subquery())) or 0
