@@ -94,7 +94,7 @@ class PortalConfig:
 class OperatorUiConfig:
     """The operator's web UI: HTTPS only, on portal.address, its own port and process."""
 
-    port: int = 9443
+    port: int = 8444
     # Its certificate; none given: the portal's. Passwords never cross the Wi-Fi in clear, so
     # without a certificate the operator UI does not start.
     tls_cert: Path | None = None
