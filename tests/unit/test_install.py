@@ -23,7 +23,7 @@ from tests.conftest import require
 
 REPO = Path(__file__).resolve().parents[2]
 INSTALL = REPO / "scripts" / "install"
-UNITS = ("hotspotd.service", "hotspot-portal.service")
+UNITS = ("hotspotd.service", "hotspot-portal.service", "hotspot-operator.service")
 
 
 def _run(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -70,6 +70,14 @@ def test_install_into_a_root_twice_keeps_the_operators_files(tmp_path: Path) -> 
     assert passphrase and 8 <= len(passphrase.group(1)) <= 63
     assert passphrase.group(1) in first.stdout  # the operator is told it once
 
+    # The operator UI's certificate: self-signed for the portal's name, its key private.
+    cert = (etc / "operator.crt").read_text()
+    assert cert.startswith("-----BEGIN CERTIFICATE-----") and _mode(etc / "operator.key") == 0o640
+    text = _run("openssl", "x509", "-in", etc / "operator.crt", "-noout", "-subject", "-ext",
+                "subjectAltName").stdout  # fmt: skip
+    assert "CN = portal.lan" in text and "DNS:portal.lan" in text and "IP Address:10.66.0.1" in text
+    assert "made the operator UI's certificate" in first.stdout
+
     assert _mode(etc) == 0o750
     assert _mode(state) == 0o2770  # setgid: files stay in group hotspot for the portal
     assert _mode(state / "media") == 0o2770
@@ -115,6 +123,7 @@ def test_install_into_a_root_twice_keeps_the_operators_files(tmp_path: Path) -> 
     assert (etc / "hotspot.toml").read_text() == '[village]\nname = "Desa Operator"\n'
     assert "wpa_passphrase=operator-chose-this" in (etc / "hostapd.conf").read_text()
     assert "kept" in second.stdout and "passphrase:" not in second.stdout
+    assert (etc / "operator.crt").read_text() == cert  # made once, never replaced
     for unit in UNITS:  # units are ours: replaced
         installed = root / "etc" / "systemd" / "system" / unit
         assert installed.read_text() == (REPO / "systemd" / unit).read_text()
@@ -146,7 +155,7 @@ echo "--- as the portal"
 runuser -u hotspot -- /usr/local/bin/hotspotctl plan add Harian --price 5000
 runuser -u hotspot -- /usr/local/bin/hotspotctl plan list
 stat -c '%n %U:%G %a' /etc/hotspot /etc/hotspot/hotspot.toml /var/lib/hotspot \
-    /var/lib/hotspot/hotspot.db
+    /var/lib/hotspot/hotspot.db /etc/hotspot/operator.key
 """
 
 
@@ -174,7 +183,11 @@ def test_install_on_the_system_changes_only_what_it_should(tmp_path: Path) -> No
     had_group = subprocess.run(["getent", "group", "hotspot"], capture_output=True).returncode == 0
     had_user = subprocess.run(["getent", "passwd", "hotspot"], capture_output=True).returncode == 0
     assert out.count("made group hotspot") == (0 if had_group else 1)
-    assert out.count("made user hotspot") == (0 if had_user else 1)
+    assert len(re.findall(r"^install: made user hotspot$", out, re.M)) == (0 if had_user else 1)
+    had_ui = subprocess.run(["getent", "passwd", "hotspot-operator"], capture_output=True)
+    made_ui = re.findall(r"^install: made user hotspot-operator$", out, re.M)
+    assert len(made_ui) == (0 if had_ui.returncode == 0 else 1)
+    assert "/etc/hotspot/operator.key root:hotspot-operator 640" in out
     assert "skipped systemctl daemon-reload" in out
     assert "upgraded from empty" in out and "already at revision" in out
     assert "added plan 'Harian'" in out  # user hotspot writes the database root made
@@ -254,7 +267,7 @@ def test_verify_catches_a_misspelt_key(tmp_path: Path) -> None:
     assert "ProtectSystm" in result.stderr
 
 
-@pytest.mark.parametrize(("unit", "threshold"), [(UNITS[0], 30), (UNITS[1], 20)])
+@pytest.mark.parametrize(("unit", "threshold"), [(UNITS[0], 30), (UNITS[1], 20), (UNITS[2], 20)])
 def test_units_stay_hardened(tmp_path: Path, unit: str, threshold: int) -> None:
     """systemd's own exposure score (0-100 here, 2.6 shown as 26): no hardening quietly lost."""
     _require_systemd_analyze()
@@ -293,6 +306,16 @@ def test_portal_unit_has_no_capabilities_and_reaches_the_state_dir() -> None:
     assert _unit_values(UNITS[1], "CapabilityBoundingSet") == [""]
     assert _unit_values(UNITS[1], "ReadWritePaths") == ["/var/lib/hotspot"]
     assert "hotspot" in _unit_values(UNITS[1], "SupplementaryGroups")[0].split()
+
+
+def test_operator_unit_runs_as_its_own_user_the_daemon_can_tell_apart() -> None:
+    assert _unit_values(UNITS[2], "User") == ["hotspot-operator"]  # never the portal's hotspot
+    assert _unit_values(UNITS[2], "ExecStart") == ["/usr/local/bin/hotspot-operator"]
+    assert _unit_values(UNITS[2], "CapabilityBoundingSet") == [""]
+    assert "hotspot" in _unit_values(UNITS[2], "SupplementaryGroups")[0].split()
+    from hotspotd import config
+
+    assert config.DaemonConfig().operator_user == "hotspot-operator"
 
 
 # ---------------------------------------------------------------- dnsmasq and hostapd examples
