@@ -238,6 +238,20 @@ def test_qr_code_link_fills_the_code_in_escaped(phone: Phone) -> None:
     assert "<script>x" not in html and "&#34;&gt;&lt;script&gt;" in html
 
 
+def test_a_printed_cards_qr_url_opens_the_form_with_its_code(
+    phone: Phone, cfg: config.Config, cards: list[str]
+) -> None:
+    from portal.operator import printing
+
+    url = printing.card_url(printing.portal_url(cfg), cards[0])
+    assert url.startswith("http://10.66.0.1:8080/?code=")
+    page = phone.get(url)  # by the router's address, as the QR code has it
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "Masuk dengan voucher" in html
+    assert f'name="code" value="{cards[0]}"' in html
+    assert phone.post("/login", {"code": cards[0]}).status_code == 303
+
+
 def test_login_in_any_case_with_spaces_and_the_status_page(phone: Phone, cards: list[str]) -> None:
     typed = " ".join(codes.display(cards[0]).lower().replace("-", " - "))
     assert phone.post("/login", {"code": typed}).status_code == 303
