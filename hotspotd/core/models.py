@@ -270,6 +270,34 @@ class Operator(Base):
     disabled_at: Mapped[datetime | None]
 
 
+class OperatorSession(Base):
+    """One sign-in to the operator's web UI. The browser holds the token; this only its sha256."""
+
+    __tablename__ = "operator_session"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    operator_id: Mapped[int] = mapped_column(ForeignKey("operator.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    address: Mapped[str] = mapped_column(String(45))  # where it signed in from
+    created_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+
+    operator: Mapped[Operator] = relationship()
+
+
+class LoginFailure(Base):
+    """One refused sign-in, kept under "user:<name>" and "addr:<ip>" so the backoff outlives a
+    restart; pruned as they age, cleared by a success."""
+
+    __tablename__ = "login_failure"
+    __table_args__ = (Index("ix_login_failure_key_at", "key", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(80))
+    at: Mapped[datetime]
+
+
 class AuditEvent(Base):
     """Who did what, when: operator actions and must-keep events, never rewritten."""
 
