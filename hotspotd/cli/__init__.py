@@ -4,7 +4,8 @@ Human units in (`--time 3h --data 1GB --down 2M`), readable tables out, `--json`
 Bad input gives one clear line and a non-zero exit, never a traceback.
 
 This module owns the root group and `main`; each command group lives in its own module
-(`db`, `plans`, `vouchers`, `market`, `lessons`, `daemon`, `backup`), what they share in `common`.
+(`db`, `plans`, `vouchers`, `market`, `lessons`, `operators`, `daemon`, `backup`), what they
+share in `common`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import NoReturn
 
 import click
 
-from hotspotd.cli import backup, daemon, db, lessons, market, plans, vouchers
+from hotspotd.cli import backup, daemon, db, lessons, market, operators, plans, vouchers
 from hotspotd.cli.common import Env, Group
 
 
@@ -28,7 +29,7 @@ from hotspotd.cli.common import Env, Group
 @click.version_option(package_name="hotspot")
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None) -> None:
-    """Manage the village hotspot: database, plans, vouchers, devices, market and lessons."""
+    """Manage the village hotspot: database, plans, vouchers, devices, market, lessons, accounts."""
     # `cli.main(obj=clock)` / `CliRunner().invoke(cli, args, obj=clock)` hands in a clock.
     ctx.obj = Env(config_path, ctx.obj if ctx.obj is not None else None)
 
@@ -38,6 +39,7 @@ cli.add_command(plans.plan)
 cli.add_command(vouchers.voucher)
 cli.add_command(market.market)
 cli.add_command(lessons.lesson)
+cli.add_command(operators.operator)
 cli.add_command(daemon.status)
 cli.add_command(daemon.online)
 cli.add_command(daemon.kick)

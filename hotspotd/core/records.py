@@ -1,4 +1,4 @@
-"""The JSON shapes of plans, vouchers, market listings and lessons.
+"""The JSON shapes of plans, vouchers, market listings, lessons and operator accounts.
 
 One place for what a plan or a voucher looks like to a program: `hotspotctl --json` prints
 these, and the control socket, the operator's pages and exports are to hand out the same.
@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import NotRequired, TypedDict
 
 from hotspotd.core import codes, vouchers
-from hotspotd.core.models import Lesson, Listing, Plan, Voucher
+from hotspotd.core.models import Lesson, Listing, Operator, Plan, Voucher
 
 
 class PlanRecord(TypedDict):
@@ -63,6 +63,13 @@ class LessonRecord(TypedDict):
     title: str
     summary: str
     hidden: bool
+
+
+class OperatorRecord(TypedDict):
+    username: str
+    role: str
+    created_at: str | None
+    disabled_at: str | None
 
 
 def iso(value: datetime | None) -> str | None:
@@ -131,4 +138,14 @@ def lesson_record(item: Lesson) -> LessonRecord:
         "title": item.title,
         "summary": item.summary,
         "hidden": item.hidden,
+    }
+
+
+def operator_record(operator: Operator) -> OperatorRecord:
+    """An operator account; its password hash is never part of it."""
+    return {
+        "username": operator.username,
+        "role": operator.role.value,
+        "created_at": iso(operator.created_at),
+        "disabled_at": iso(operator.disabled_at),
     }

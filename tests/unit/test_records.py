@@ -1,5 +1,5 @@
-"""The JSON shapes of plans, vouchers, listings and lessons: their keys, in order, and values
-that JSON carries as they are."""
+"""The JSON shapes of plans, vouchers, listings, lessons and operators: their keys, in order,
+and values that JSON carries as they are."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
-from hotspotd.core import codes, content, plans, records, vouchers
-from hotspotd.core.models import LessonTopic, VoucherState
+from hotspotd.core import codes, content, operators, plans, records, vouchers
+from hotspotd.core.models import LessonTopic, Role, VoucherState
 from hotspotd.core.plans import PlanTerms
 from tests.conftest import NOW
 
@@ -123,3 +123,16 @@ def test_listing_and_lesson_records(db: Session) -> None:
 def test_a_time_not_there_is_null() -> None:
     assert records.iso(None) is None
     assert records.iso(NOW) == "2026-11-23T03:00:00+00:00"
+
+
+def test_an_operator_record_has_no_password_hash(db: Session) -> None:
+    op = operators.add(db, "Siti", Role.ADMIN, "kopi-tubruk-pagi", actor="t", now=NOW)
+    record = records.operator_record(op)
+    assert record == {
+        "username": "siti",
+        "role": "admin",
+        "created_at": NOW.isoformat(),
+        "disabled_at": None,
+    }
+    assert "argon2" not in json.dumps(record)
+    _same_through_json(record)
