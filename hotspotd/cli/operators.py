@@ -6,7 +6,9 @@ owner may read; never an option, which `ps` and the shell's history would show.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import ssl
 import stat
 from collections.abc import Sequence
 from datetime import datetime
@@ -140,3 +142,30 @@ def operator_list(env: Env, as_json: bool) -> None:
             click.echo("no operators yet: add one with `hotspotctl operator add NAME --role admin`")
         else:
             click.echo(_rows(env, items))
+
+
+@operator.command("certificate")
+@pass_env
+def operator_certificate(env: Env) -> None:
+    """The operator UI's address and its certificate's SHA-256 fingerprint, to compare once
+    with what the browser shows the first time (the certificate is self-signed)."""
+    cfg = env.config
+    pair = cfg.operator.certificate(cfg.portal)
+    if pair is None:
+        raise InvalidInput("no certificate for the operator UI: set operator.tls_cert/tls_key")
+    try:
+        pem = pair[0].read_text()
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {pair[0]}: {exc.strerror}") from None
+    click.echo(f"https://{cfg.portal.address}:{cfg.operator.port}/")
+    click.echo(f"SHA-256 {certificate_fingerprint(pem)}")
+
+
+def certificate_fingerprint(pem: str) -> str:
+    """`AB:CD:...`, as browsers show it, of the first certificate in a PEM file."""
+    try:
+        der = ssl.PEM_cert_to_DER_cert(pem)
+    except ValueError:
+        raise InvalidInput("that file holds no PEM certificate") from None
+    digest = hashlib.sha256(der).hexdigest().upper()
+    return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))

@@ -177,3 +177,30 @@ def test_disable_enable_list_and_the_last_admin(
 def test_list_when_there_are_none(ready: Ctl) -> None:
     assert "no operators yet" in ok(ready("operator", "list")).output
     assert json.loads(ok(ready("operator", "list", "--json")).output) == []
+
+
+def test_the_certificate_fingerprint_is_the_one_openssl_gives(
+    tmp_path: Path, config_file: Path
+) -> None:
+    import shutil
+    import subprocess
+
+    from tests.conftest import require
+
+    require(shutil.which("openssl") is not None, "needs openssl")
+    key, cert = tmp_path / "k.pem", tmp_path / "c.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=portal.lan", "-keyout", key, "-out", cert],
+                   check=True, capture_output=True)  # fmt: skip
+    with config_file.open("a") as f:
+        f.write(f'\n[operator]\ntls_cert = "{cert}"\ntls_key = "{key}"\n')
+    said = Ctl(config_file)("operator", "certificate")
+    assert said.exit_code == 0, said.output
+    openssl = subprocess.run(
+        ["openssl", "x509", "-in", cert, "-noout", "-fingerprint", "-sha256"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert openssl.strip().split("=", 1)[1] in said.output
+    assert "https://10.66.0.1:8444/" in said.output
