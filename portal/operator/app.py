@@ -19,7 +19,7 @@ from hotspotd.core import db
 from hotspotd.core.models import Role
 from portal import web
 from portal.app import _secret_key
-from portal.operator import auth, printing, views
+from portal.operator import auth, printing, views, vouchers
 from portal.web import daemon_client
 
 
@@ -53,6 +53,7 @@ def create_operator_app(
     web.init_app(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(views.bp)
+    app.register_blueprint(vouchers.bp)
     printing.init_app(app)
     app.context_processor(_page_context)
     return app

@@ -170,3 +170,61 @@ def _message(answer: Any) -> str:
     match = re.search(r'<p class="error" role="alert">(.*?)</p>', answer.get_data(as_text=True))
     assert match
     return match.group(1)
+
+
+@pytest.fixture
+def harian(engine: Engine) -> None:
+    with dbmod.make_sessionmaker(engine).begin() as tx:
+        plans.add(tx, "Harian", PlanTerms(price_rp=5000, validity_s=86400, time_s=3 * 3600), NOW)
+
+
+def test_an_operator_makes_a_batch_and_prints_it(app: Flask, engine: Engine, harian: None) -> None:
+    b = Browser(app)
+    b.sign_in("budi")
+    made = b.post("/voucher", {"plan": "Harian", "count": "5", "name": "Warung Bu Siti"})
+    assert made.status_code == 303
+    page = b.get("/voucher").get_data(as_text=True)
+    assert "Warung Bu Siti" in page
+    batch_id = re.search(r'href="/voucher/(\d+)/a4"', page)
+    assert batch_id
+    with dbmod.make_sessionmaker(engine)() as tx:
+        (batch,) = tx.scalars(select(vouchers.VoucherBatch))
+        assert (batch.count, batch.created_by) == (5, "ui:budi")  # the account, for the audit
+        shown = [vouchers.codes.display(v.code) for v in tx.scalars(select(vouchers.Voucher))]
+    sheet = b.get(f"/voucher/{batch_id.group(1)}/a4").get_data(as_text=True)
+    assert all(code in sheet for code in shown) and sheet.count("<svg") == 5
+    roll = b.get(f"/voucher/{batch_id.group(1)}/struk").get_data(as_text=True)
+    assert all(code in roll for code in shown)
+    csv = b.get(f"/voucher/{batch_id.group(1)}/csv")
+    assert csv.mimetype == "text/csv" and csv.get_data(as_text=True).count("\n") == 6
+
+
+def test_a_bad_batch_says_what_to_do_and_makes_nothing(
+    app: Flask, engine: Engine, harian: None
+) -> None:
+    b = Browser(app)
+    b.sign_in("budi")
+    for form, says in (
+        ({"plan": "Harian", "count": "lima"}, "bilangan bulat"),
+        ({"plan": "Harian", "count": "0"}, "Dari 1 sampai"),
+        ({"plan": "Bulanan", "count": "5"}, "Tidak ada paket"),
+    ):
+        answer = b.post("/voucher", form)
+        assert answer.status_code == 400 and says in answer.get_data(as_text=True), form
+    with dbmod.make_sessionmaker(engine)() as tx:
+        assert tx.scalars(select(vouchers.Voucher)).all() == []
+
+
+def test_kominfo_cannot_make_or_print_vouchers(app: Flask, engine: Engine, harian: None) -> None:
+    b = Browser(app)
+    b.sign_in("dinas")
+    assert b.get("/voucher").status_code == 403
+    assert b.post("/voucher", {"plan": "Harian", "count": "5"}).status_code == 403
+    with dbmod.make_sessionmaker(engine).begin() as tx:
+        batch, _ = vouchers.make_batch(tx, plan_name="Harian", count=1, created_by="t", now=NOW)
+        batch_id = batch.id
+    for what in ("a4", "struk", "csv"):
+        assert b.get(f"/voucher/{batch_id}/{what}").status_code == 403
+    assert "Voucher" not in b.get("/").get_data(as_text=True).split("<main>")[0]  # no menu
+    anonymous = Browser(app)
+    assert anonymous.get(f"/voucher/{batch_id}/csv").status_code == 302
