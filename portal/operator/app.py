@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask
+from flask_babel import format_decimal
 from flask_babel import gettext as _
 
 from hotspotd import config as config_mod
@@ -19,7 +20,7 @@ from hotspotd.core import db
 from hotspotd.core.models import Role
 from portal import web
 from portal.app import _secret_key
-from portal.operator import auth, printing, views, vouchers
+from portal.operator import auth, online, printing, views, vouchers
 from portal.web import daemon_client
 
 
@@ -54,6 +55,8 @@ def create_operator_app(
     app.register_blueprint(auth.bp)
     app.register_blueprint(views.bp)
     app.register_blueprint(vouchers.bp)
+    app.register_blueprint(online.bp)
+    app.jinja_env.globals["rate"] = _rate
     printing.init_app(app)
     app.context_processor(_page_context)
     return app
@@ -61,6 +64,14 @@ def create_operator_app(
 
 def _page_context() -> dict[str, Any]:
     return {"signed_in": auth.current(), "role_name": _role_name}
+
+
+def _rate(bps: int) -> str:
+    """A speed in bit/s as people read it: "1,2 Mbit/s"."""
+    for unit, factor in (("Mbit/s", 10**6), ("kbit/s", 10**3)):
+        if bps >= factor:
+            return f"{format_decimal(bps / factor, format='#,##0.#')} {unit}"
+    return f"{max(0, bps)} bit/s"
 
 
 def _role_name(role: Role) -> str:

@@ -1,0 +1,96 @@
+"""The operator's "online now" page and its actions, against a real hotspotd service behind a
+real control socket (the kernel is the in-memory fake)."""
+
+# ruff: noqa: F811  (pytest fixtures imported from test_daemon are used as parameters)
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask
+from sqlalchemy import Engine, select
+
+from hotspotd import config
+from hotspotd.control.server import ControlServer
+from hotspotd.core import db as dbmod
+from hotspotd.core import operators
+from hotspotd.core.models import AuditEvent, Device, Role
+from portal.operator.app import create_operator_app
+from tests.conftest import NOW
+from tests.unit.test_daemon import PHONE1, PHONE2, Rig, cfg, codes_, rig  # noqa: F401
+from tests.unit.test_operator_app import PASSWORD, Browser
+
+
+@pytest.fixture
+def ui(rig: Rig, engine: Engine, cfg: config.Config) -> Iterator[Flask]:
+    with dbmod.make_sessionmaker(engine).begin() as tx:
+        operators.add(tx, "budi", Role.OPERATOR, PASSWORD, actor="cli:root", now=NOW)
+        operators.add(tx, "dinas", Role.KOMINFO, PASSWORD, actor="cli:root", now=NOW)
+    server = ControlServer(cfg.daemon.control_socket, rig.d.handle, group=None)
+    server.start()
+    try:
+        yield create_operator_app(cfg, {"TESTING": True}, clock=rig.clock)
+    finally:
+        server.stop()
+
+
+def test_the_operator_sees_who_is_online_and_kicks_them(
+    ui: Flask, rig: Rig, codes_: list[str], engine: Engine
+) -> None:
+    rig.call("login", ip=str(PHONE1.ip), code=codes_[0])
+    rig.call("login", ip=str(PHONE2.ip), free=True)
+    b = Browser(ui)
+    b.sign_in("budi")
+    page = b.get("/online").get_data(as_text=True)
+    assert str(PHONE1.ip) in page and str(PHONE2.ip) in page and "Harian" in page
+    assert 'http-equiv="refresh"' in page  # it refreshes itself, no script needed
+    kicked = b.post("/online/kick", {"ip": str(PHONE1.ip)})
+    assert kicked.status_code == 303
+    assert PHONE1 not in rig.fw.state().authorized  # cut before the page came back
+    assert "Dikeluarkan" in b.get(kicked.headers["Location"]).get_data(as_text=True)
+    planted = b.get("/online?done=kick&what=Akun+diblokir,+telepon+0812")
+    planted = planted.get_data(as_text=True)
+    assert "telepon" not in planted and "Dikeluarkan" not in planted
+    with dbmod.make_sessionmaker(engine)() as tx:
+        actors = tx.scalars(select(AuditEvent.actor).where(AuditEvent.action == "session.kick"))
+        assert list(actors) == ["ui:budi"]
+
+
+def test_extend_block_and_trust_go_through_hotspotd(
+    ui: Flask, rig: Rig, codes_: list[str], engine: Engine
+) -> None:
+    rig.call("login", ip=str(PHONE1.ip), code=codes_[0])
+    b = Browser(ui)
+    b.sign_in("budi")
+    before = rig.operator("online")[0]["seconds_left"]  # type: ignore[index]
+    assert b.post("/online/extend", {"code": codes_[0], "time": "1h"}).status_code == 303
+    after = rig.operator("online")[0]["seconds_left"]  # type: ignore[index]
+    assert after == before + 3600
+    bad = b.post("/online/extend", {"code": codes_[0], "time": "sejam"})
+    assert bad.status_code == 400 and "30m" in bad.get_data(as_text=True)
+    assert b.post("/online/trust", {"mac": "02:00:00:00:00:aa"}).status_code == 303
+    assert b.post("/online/block", {"mac": PHONE1.mac}).status_code == 303
+    assert rig.fw.state().authorized == frozenset()
+    with dbmod.make_sessionmaker(engine)() as tx:
+        phone = tx.scalar(select(Device).where(Device.mac == PHONE1.mac))
+        assert phone is not None and phone.blocked
+
+
+def test_kominfo_cannot_kick(ui: Flask, rig: Rig, codes_: list[str]) -> None:
+    rig.call("login", ip=str(PHONE1.ip), code=codes_[0])
+    b = Browser(ui)
+    b.sign_in("dinas")
+    assert b.get("/online").status_code == 403
+    assert b.post("/online/kick", {"ip": str(PHONE1.ip)}).status_code == 403
+    assert PHONE1 in rig.fw.state().authorized
+
+
+def test_a_daemon_that_does_not_answer_is_said_plainly(
+    ui: Flask, rig: Rig, cfg: config.Config
+) -> None:
+    b = Browser(ui)
+    b.sign_in("budi")
+    cfg.daemon.control_socket.unlink()  # as if hotspotd were stopped
+    page = b.get("/online").get_data(as_text=True)
+    assert "hotspotd tidak menjawab" in page
