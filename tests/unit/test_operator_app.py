@@ -228,3 +228,31 @@ def test_kominfo_cannot_make_or_print_vouchers(app: Flask, engine: Engine, haria
     assert "Voucher" not in b.get("/").get_data(as_text=True).split("<main>")[0]  # no menu
     anonymous = Browser(app)
     assert anonymous.get(f"/voucher/{batch_id}/csv").status_code == 302
+
+
+def test_the_audit_log_is_for_admins_and_filters(app: Flask, engine: Engine, harian: None) -> None:
+    from hotspotd.core import audit as audit_mod
+
+    with dbmod.make_sessionmaker(engine).begin() as tx:
+        for i in range(60):
+            audit_mod.record(tx, NOW + timedelta(minutes=i), "cli:root", "voucher.revoke", f"C{i}")
+        audit_mod.record(tx, NOW, "ui:<b>x</b>", "device.block", "02:00:00:00:00:01", "<script>")
+    admin = Browser(app)
+    admin.sign_in("siti")
+    first = admin.get("/audit").get_data(as_text=True)
+    assert "C59" in first and "C9" not in first and "Lebih lama" in first  # newest first, paged
+    older = admin.get("/audit?page=2").get_data(as_text=True)
+    assert "C9" in older
+    blocks = admin.get("/audit?action=device.block").get_data(as_text=True).split("<tbody>")[1]
+    assert "02:00:00:00:00:01" in blocks and "C59" not in blocks
+    assert "&lt;script&gt;" in blocks and "<script>" not in blocks  # escaped, every field
+    assert "ui:&lt;b&gt;x&lt;/b&gt;" in blocks
+    mine = admin.get("/audit?actor=siti").get_data(as_text=True).split("<tbody>")[1]
+    assert "operator.login" in mine and "C59" not in mine  # her sign-in, nobody else's rows
+    odd = admin.get("/audit?day=kemarin&actor=%27;drop").get_data(as_text=True)
+    assert "tidak dipahami" in odd  # said, and left out, never an error page
+    for who in ("budi", "dinas"):
+        b = Browser(app)
+        b.sign_in(who)
+        assert b.get("/audit").status_code == 403
+    assert admin.post("/audit", {}).status_code == 405  # nothing to write, ever
