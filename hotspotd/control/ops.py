@@ -403,7 +403,7 @@ def _flag(flag: str, value: bool) -> Run:
     def run(svc: Service, a: Args, who: Caller) -> dict[str, Any]:
         with svc.transaction() as tx:
             sessions.set_flag(tx, mac=a["mac"], flag=flag, value=value, actor=who.actor,
-                              now=svc.now())  # fmt: skip
+                              now=svc.now(), note=a["note"])  # fmt: skip
         svc.reconcile()
         return {"mac": a["mac"], flag: value}
 
@@ -443,6 +443,7 @@ def reconcile_now(svc: Service, a: Args, who: Caller) -> dict[str, Any]:
 
 _LAN_IP = LanAddress()
 _CODE = Text(40)
+_DEVICE = {"mac": Mac(), "note": Text(200, required=False)}  # the note: whose, or why
 _EXTRA_TIME = Integer(0, 366 * 86400)
 _EXTRA_DATA = Integer(0, 10**13)
 _TERM = OptionalInteger(1, 10**13)  # null removes a limit; plans.PlanTerms checks the rest
@@ -471,10 +472,10 @@ OPS: Mapping[str, Op] = {
         OPR,
         extend,
     ),
-    "trust": Op({"mac": Mac()}, OPR, _flag("trusted", True)),
-    "untrust": Op({"mac": Mac()}, OPR, _flag("trusted", False)),
-    "block": Op({"mac": Mac()}, OPR, _flag("blocked", True)),
-    "unblock": Op({"mac": Mac()}, OPR, _flag("blocked", False)),
+    "trust": Op(_DEVICE, OPR, _flag("trusted", True)),
+    "untrust": Op(_DEVICE, OPR, _flag("trusted", False)),
+    "block": Op(_DEVICE, OPR, _flag("blocked", True)),
+    "unblock": Op(_DEVICE, OPR, _flag("blocked", False)),
     "revoke": Op({"code": _CODE}, OPR, revoke),
     "plan_edit": Op(
         {"name": Text(64), "new_name": Text(64, required=False), "changes": _PLAN_CHANGES},

@@ -180,15 +180,28 @@ def extend(
     return voucher
 
 
-def set_flag(db: DB, *, mac: str, flag: str, value: bool, actor: str, now: datetime) -> Device:
-    """Trust, untrust, block or unblock a device by MAC; blocking ends its sessions."""
+def set_flag(
+    db: DB,
+    *,
+    mac: str,
+    flag: str,
+    value: bool,
+    actor: str,
+    now: datetime,
+    note: str | None = None,
+) -> Device:
+    """Trust, untrust, block or unblock a device by MAC; blocking ends its sessions. A `note`
+    (whose till this is, why it is blocked) replaces the device's note; "" clears it."""
     if flag not in ("trusted", "blocked"):
         raise InvalidInput(f"unknown device flag {flag!r}", reason="unknown_flag")
     device = device_for(db, mac, now)
     setattr(device, flag, value)
+    if note is not None:
+        device.note = " ".join(note.split())[:200] or None
     if flag == "blocked" and value:
         for s in queries.open_of_device(db, device.mac):
             end(db, s, now, EndCause.BLOCKED)
     verb = {"trusted": ("trust", "untrust"), "blocked": ("block", "unblock")}[flag]
-    audit.record(db, now, actor, f"device.{verb[0] if value else verb[1]}", device.mac)
+    audit.record(db, now, actor, f"device.{verb[0] if value else verb[1]}", device.mac,
+                 device.note or "" if note is not None else "")  # fmt: skip
     return device

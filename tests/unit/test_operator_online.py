@@ -94,3 +94,36 @@ def test_a_daemon_that_does_not_answer_is_said_plainly(
     cfg.daemon.control_socket.unlink()  # as if hotspotd were stopped
     page = b.get("/online").get_data(as_text=True)
     assert "hotspotd tidak menjawab" in page
+
+
+def test_trusted_and_blocked_devices_with_their_notes(
+    ui: Flask, rig: Rig, codes_: list[str], engine: Engine
+) -> None:
+    rig.call("login", ip=str(PHONE1.ip), code=codes_[0])
+    b = Browser(ui)
+    b.sign_in("budi")
+    till = {
+        "mac": "02-00-00-00-00-AA",
+        "note": "Kasir <b>Bu Siti</b>",
+        "flag": "trusted",
+        "on": "1",
+    }
+    assert b.post("/perangkat", till).status_code == 303
+    assert b.post("/perangkat", {"mac": PHONE1.mac, "note": "ganggu", "flag": "blocked",
+                                 "on": "1"}).status_code == 303  # fmt: skip
+    assert rig.fw.state().authorized == frozenset()  # blocked: cut at once
+    page = b.get("/perangkat").get_data(as_text=True)
+    assert "02:00:00:00:00:aa" in page and "Kasir &lt;b&gt;Bu Siti&lt;/b&gt;" in page
+    bad = b.post("/perangkat", {"mac": "; reboot", "flag": "blocked", "on": "1"})
+    assert bad.status_code == 400 and "02:1a:2b:3c:4d:5e" in bad.get_data(as_text=True)
+    assert (
+        b.post("/perangkat", {"mac": PHONE1.mac, "flag": "blocked", "on": "0"}).status_code == 303
+    )
+    with dbmod.make_sessionmaker(engine)() as tx:
+        phone = tx.scalar(select(Device).where(Device.mac == PHONE1.mac))
+        assert phone is not None and not phone.blocked and phone.note == "ganggu"
+        notes = tx.scalars(select(AuditEvent.detail).where(AuditEvent.action == "device.trust"))
+        assert list(notes) == ["Kasir <b>Bu Siti</b>"]
+    kominfo = Browser(ui)
+    kominfo.sign_in("dinas")
+    assert kominfo.get("/perangkat").status_code == 403
