@@ -53,23 +53,8 @@ SIZE = UnitType("size", units.parse_size)
 RATE = UnitType("rate", units.parse_rate)
 
 
-def _count(text: str) -> int:
-    if not text.isdigit() or int(text) <= 0:
-        raise ValueError(f"not a whole number above zero: {text!r}")
-    return int(text)
-
-
-COUNT = UnitType("count", _count)
-
-
-def _price(text: str) -> int:
-    cleaned = text.strip().lower().removeprefix("rp").strip().replace(".", "").replace(",", "")
-    if not cleaned.isdigit():
-        raise ValueError(f"not a price in rupiah: {text!r} (e.g. 5000)")
-    return int(cleaned)
-
-
-PRICE = UnitType("price", _price)
+COUNT = UnitType("count", units.parse_count)
+PRICE = UnitType("price", units.parse_price)
 
 
 @dataclass

@@ -87,7 +87,8 @@ def plan_add(env: Env, name: str, price: Any, as_json: bool, **terms: Any) -> No
         terms["idle_s"] = plans.DEFAULT_IDLE_S
     clean = {k: (None if v is NONE else v) for k, v in terms.items()}
     with env.transaction() as session:
-        created = plans.add(session, name, plans.PlanTerms(price_rp=price, **clean), env.now())
+        terms_ = plans.PlanTerms(price_rp=price, **clean)
+        created = plans.add(session, name, terms_, env.now(), actor=actor())
         if as_json:
             dump(plan_record(created))
         else:
@@ -154,5 +155,5 @@ def plan_edit(env: Env, name: str, new_name: str | None, price: Any, **terms: An
 def plan_retire(env: Env, name: str) -> None:
     """Stop making vouchers for a plan; vouchers already made stay good."""
     with env.transaction() as session:
-        retired = plans.retire(session, name, env.now())
+        retired = plans.retire(session, name, env.now(), actor=actor())
         click.echo(f"retired plan {retired.name!r}")

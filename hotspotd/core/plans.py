@@ -69,13 +69,18 @@ def find(db: Session, name: str, *, include_retired: bool = True) -> Plan:
     return plan
 
 
-def add(db: Session, name: str, terms: PlanTerms, now: datetime) -> Plan:
+def add(
+    db: Session, name: str, terms: PlanTerms, now: datetime, *, actor: str | None = None
+) -> Plan:
     name = _check_name(name)
     terms.validate()
     if db.scalar(select(Plan.id).where(func.lower(Plan.name) == name.lower())) is not None:
         raise Conflict(f"a plan named {name!r} exists already", reason="plan_exists")
     plan = Plan(name=name, created_at=now, **_columns(terms))
     db.add(plan)
+    if actor is not None:
+        said = ", ".join(f"{k}={v}" for k, v in _columns(terms).items() if v is not None)
+        audit.record(db, now, actor, "plan.add", name, said)
     db.flush()
     return plan
 
@@ -115,12 +120,14 @@ def edit(
     return plan
 
 
-def retire(db: Session, name: str, now: datetime) -> Plan:
+def retire(db: Session, name: str, now: datetime, *, actor: str | None = None) -> Plan:
     """No new vouchers for this plan; vouchers already made stay good."""
     plan = find(db, name)
     if plan.retired_at is not None:
         raise Conflict(f"plan {plan.name!r} is retired already", reason="plan_retired")
     plan.retired_at = now
+    if actor is not None:
+        audit.record(db, now, actor, "plan.retire", plan.name)
     db.flush()
     return plan
 

@@ -111,3 +111,19 @@ def format_rupiah(amount: int) -> str:
     """ "Rp 5.000": Indonesian grouping with dots."""
     sign = "-" if amount < 0 else ""
     return f"{sign}Rp {abs(amount):,}".replace(",", ".")
+
+
+def parse_price(text: str) -> int:
+    """Whole Rupiah: `5000`, `5.000` or `Rp 5.000`."""
+    cleaned = text.strip().lower().removeprefix("rp").strip().replace(".", "").replace(",", "")
+    if not cleaned.isdigit():
+        raise ValueError(f"not a price in rupiah: {text!r} (e.g. 5000)")
+    return int(cleaned)
+
+
+def parse_count(text: str) -> int:
+    """A whole number above zero."""
+    text = text.strip()
+    if not text.isdigit() or int(text) <= 0:
+        raise ValueError(f"not a whole number above zero: {text!r}")
+    return int(text)

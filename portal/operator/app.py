@@ -20,7 +20,7 @@ from hotspotd.core import db
 from hotspotd.core.models import Role
 from portal import web
 from portal.app import _secret_key
-from portal.operator import audit, auth, devices, online, printing, views, vouchers
+from portal.operator import audit, auth, devices, online, plans, printing, views, vouchers
 from portal.web import daemon_client
 
 
@@ -58,6 +58,7 @@ def create_operator_app(
     app.register_blueprint(online.bp)
     app.register_blueprint(audit.bp)
     app.register_blueprint(devices.bp)
+    app.register_blueprint(plans.bp)
     app.jinja_env.globals["rate"] = _rate
     printing.init_app(app)
     app.context_processor(_page_context)

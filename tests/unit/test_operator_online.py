@@ -127,3 +127,41 @@ def test_trusted_and_blocked_devices_with_their_notes(
     kominfo = Browser(ui)
     kominfo.sign_in("dinas")
     assert kominfo.get("/perangkat").status_code == 403
+
+
+def test_plans_are_added_changed_through_hotspotd_and_retired(
+    ui: Flask, rig: Rig, codes_: list[str], engine: Engine
+) -> None:
+    from hotspotd.core.models import Plan
+    from hotspotd.core.ports import Rate
+
+    rig.call("login", ip=str(PHONE1.ip), code=codes_[0])  # on Harian: 2M down, 1M up
+    b = Browser(ui)
+    b.sign_in("budi")
+    new = {"name": "Pelajar", "price": "Rp 3.000", "validity": "7d", "time": "", "data": "2GB",
+           "down": "1M", "up": "512k", "devices": "1", "idle": "15m"}  # fmt: skip
+    assert b.post("/paket", new).status_code == 303
+    bad = b.post("/paket", {**new, "name": "Lagi", "data": "banyak"})
+    assert bad.status_code == 400 and "1GB" in bad.get_data(as_text=True)
+    again = b.post("/paket", new)
+    assert again.status_code == 400 and "Sudah ada paket" in again.get_data(as_text=True)
+    with dbmod.make_sessionmaker(engine)() as tx:
+        harian = tx.scalar(select(Plan).where(Plan.name == "Harian"))
+        pelajar = tx.scalar(select(Plan).where(Plan.name == "Pelajar"))
+        assert harian is not None and pelajar is not None
+        assert (pelajar.price_rp, pelajar.time_s, pelajar.data_bytes) == (3000, None, 2 * 10**9)
+        harian_id = harian.id
+    form = b.get(f"/paket/{harian_id}").get_data(as_text=True)
+    assert 'value="2M"' in form  # the plan as it is, in the units people type
+    changed = {"name": "Harian", "price": "5000", "validity": "1d", "time": "1h", "data": "10MB",
+               "down": "500k", "up": "", "devices": "1", "idle": "15m"}  # fmt: skip
+    assert b.post(f"/paket/{harian_id}", changed).status_code == 303
+    assert rig.sh.state()[PHONE1.ip] == Rate(500_000, None)  # the phone's new speed, at once
+    assert b.post(f"/paket/{harian_id}/pensiun", {}).status_code == 303
+    with dbmod.make_sessionmaker(engine)() as tx:
+        actions = list(tx.scalars(select(AuditEvent.action).where(AuditEvent.actor == "ui:budi")))
+    assert actions == ["plan.add", "plan.edit", "plan.retire"]
+    kominfo = Browser(ui)
+    kominfo.sign_in("dinas")
+    assert kominfo.get("/paket").status_code == 403
+    assert kominfo.post(f"/paket/{harian_id}/pensiun", {}).status_code == 403
