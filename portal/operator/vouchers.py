@@ -8,6 +8,8 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
+from hotspotd.control.client import OperatorClient
+from hotspotd.control.wire import ControlError
 from hotspotd.core import codes, plans, vouchers
 from hotspotd.core.models import Plan, Role, Voucher, VoucherBatch, VoucherState
 from hotspotd.errors import ClientError
@@ -91,6 +93,48 @@ def _refusal(exc: ClientError) -> str:
         if exc.code == "invalid"
         else _("That could not be done. Check the form and try again."),
     )
+
+
+@bp.post("/cabut")
+@requires(*STAFF)
+def revoke() -> ResponseReturnValue:
+    """A lost or stolen card, by its code, or every card of a batch still unused or in use:
+    revoked through hotspotd, so the phones on them are cut before the page comes back."""
+    form = request.form
+    if form.get("batch"):
+        if form.get("sure") != "1":  # a whole batch is many cards: never on one stray tap
+            return _page(_("Tick “sure” to revoke a whole batch."), 400)
+        try:
+            batch = _batch(int(form.get("batch", "")))
+        except ValueError:
+            return _page(_("That request was not understood."), 400)
+        wanted = [v.code for v in context.db().scalars(
+            select(Voucher).where(Voucher.batch_id == batch.id,
+                                  Voucher.state.in_([VoucherState.UNUSED, VoucherState.ACTIVE]))
+        )]  # fmt: skip
+    else:
+        wanted = [form.get("code", "").strip()[:40]]
+    daemon = OperatorClient(context.cfg().daemon.control_socket, actor(), timeout=10)
+    done = 0
+    try:
+        for code in wanted:
+            daemon.call("revoke", code=code)
+            done += 1
+    except ControlError as exc:
+        if exc.code in ("unavailable", "denied"):
+            said = _(
+                "hotspotd is not answering: nothing can be changed now. Try again in a minute."
+            )
+        elif exc.reason == "revoked":
+            said = _("That voucher is revoked.")
+        elif exc.code in ("not_found", "typo", "invalid"):
+            said = _("No voucher has that code. Check it on the card.")
+        else:
+            said = _("That could not be done. Check the form and try again.")
+        if done:
+            said = _("%(n)s cards revoked, then: %(why)s", n=done, why=said)
+        return _page(said, 400)
+    return redirect(url_for("vouchers.batches", revoked=done), code=303)
 
 
 @bp.get("/<int:batch_id>/a4")

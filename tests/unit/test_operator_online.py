@@ -165,3 +165,31 @@ def test_plans_are_added_changed_through_hotspotd_and_retired(
     kominfo.sign_in("dinas")
     assert kominfo.get("/paket").status_code == 403
     assert kominfo.post(f"/paket/{harian_id}/pensiun", {}).status_code == 403
+
+
+def test_a_lost_card_or_a_whole_batch_is_revoked_and_cut(
+    ui: Flask, rig: Rig, codes_: list[str], engine: Engine
+) -> None:
+    from hotspotd.core.models import Voucher, VoucherState
+
+    rig.call("login", ip=str(PHONE1.ip), code=codes_[0])
+    b = Browser(ui)
+    b.sign_in("budi")
+    lost = b.post("/voucher/cabut", {"code": codes_[0].lower()})
+    assert lost.status_code == 303
+    assert rig.fw.state().authorized == frozenset()  # the phone on it, cut at once
+    assert "dibatalkan" in b.get(lost.headers["Location"]).get_data(as_text=True)
+    unknown = b.post("/voucher/cabut", {"code": "ABC-DEF-GHJ"})
+    assert unknown.status_code == 400 and "Tidak ada voucher" in unknown.get_data(as_text=True)
+    with dbmod.make_sessionmaker(engine)() as tx:
+        batch_id = tx.scalars(select(Voucher.batch_id)).first()
+    assert b.post("/voucher/cabut", {"batch": str(batch_id)}).status_code == 400  # not sure
+    assert b.post("/voucher/cabut", {"batch": str(batch_id), "sure": "1"}).status_code == 303
+    with dbmod.make_sessionmaker(engine)() as tx:
+        states = set(tx.scalars(select(Voucher.state)))
+        revokers = set(tx.scalars(select(AuditEvent.actor).where(
+            AuditEvent.action == "voucher.revoke")))  # fmt: skip
+    assert states == {VoucherState.REVOKED} and revokers == {"ui:budi"}
+    kominfo = Browser(ui)
+    kominfo.sign_in("dinas")
+    assert kominfo.post("/voucher/cabut", {"code": codes_[1]}).status_code == 403
