@@ -4,9 +4,7 @@ through its control socket, and `status`, which says whether it runs.
 
 from __future__ import annotations
 
-import socket
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import click
@@ -22,20 +20,11 @@ from hotspotd.cli.common import (
     table,
 )
 from hotspotd.clock import ClockReport, read_published
+from hotspotd.control.client import answers
 from hotspotd.core import queries, units
 from hotspotd.core.models import ClockState
 from hotspotd.core.records import iso
 from hotspotd.errors import InvalidInput
-
-
-def _daemon_answers(path: Path) -> bool:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(2)
-        try:
-            sock.connect(str(path))
-        except OSError:
-            return False
-    return True
 
 
 @click.command("status")
@@ -44,7 +33,7 @@ def _daemon_answers(path: Path) -> bool:
 def status(env: Env, as_json: bool) -> None:
     """Is hotspotd running, is the router's clock set (and since when), who is on."""
     cfg = env.config
-    running = _daemon_answers(cfg.daemon.control_socket)
+    running = answers(cfg.daemon.control_socket)
     live = read_published(cfg.daemon.clock_file) if running else None
     with env.transaction() as session:
         row = session.get(ClockState, 1) or ClockState(corrections=0)

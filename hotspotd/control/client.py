@@ -9,6 +9,17 @@ from typing import Any
 from hotspotd.control.wire import ControlError, decode_answer, encode
 
 
+def answers(path: str | os.PathLike[str], timeout: float = 2.0) -> bool:
+    """Whether a hotspotd takes connections on this socket now (nothing is asked of it)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.connect(os.fspath(path))
+        except OSError:
+            return False
+    return True
+
+
 class ControlClient:
     def __init__(self, path: str | os.PathLike[str], timeout: float = 10.0) -> None:
         self.path = str(path)

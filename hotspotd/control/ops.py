@@ -44,7 +44,17 @@ from hotspotd.control.params import (
 )
 from hotspotd.control.server import Peer
 from hotspotd.control.wire import ControlError
-from hotspotd.core import audit, codes, login, plans, queries, reconcile, sessions, vouchers
+from hotspotd.core import (
+    audit,
+    codes,
+    login,
+    plans,
+    queries,
+    reconcile,
+    records,
+    sessions,
+    vouchers,
+)
 from hotspotd.core.models import Session
 from hotspotd.core.ports import normalize_mac
 from hotspotd.core.throttle import GuessThrottle
@@ -307,21 +317,7 @@ def _mac_of(svc: Service, ip: IPv4Address) -> str:
 def _status(svc: Service, ip: IPv4Address, mac: str | None = None) -> dict[str, Any]:
     with svc.transaction() as tx:
         st = sessions.status(tx, ip=ip, now=svc.now(), policy=svc.policy, tz=svc.tz, mac=mac)
-        s = st.session
-        return {
-            "ip": s.ip,
-            "mac": s.mac,
-            "kind": s.kind.value,
-            "plan": st.plan,
-            "code": codes.display(s.voucher.code) if s.voucher else None,
-            "seconds_left": st.seconds_left,
-            "data_left": st.data_left,
-            "valid_until": st.valid_until.isoformat() if st.valid_until else None,
-            "devices": st.devices,
-            "started_at": s.started_at.isoformat(),
-            "bytes_up": s.bytes_up,
-            "bytes_down": s.bytes_down,
-        }
+        return dict(records.status_record(st))
 
 
 # -- operator operations --------------------------------------------------------------------
@@ -329,30 +325,11 @@ def _status(svc: Service, ip: IPv4Address, mac: str | None = None) -> dict[str, 
 
 def online(svc: Service, a: Args, who: Caller) -> list[dict[str, Any]]:
     now = svc.now()
-    out = []
     with svc.transaction() as tx:
-        for s in queries.open_sessions(tx):
-            down_bps, up_bps = svc.rates_of(s.id)
-            left = vouchers.standing_of(s.voucher, now) if s.voucher is not None else None
-            out.append(
-                {
-                    "ip": s.ip,
-                    "mac": s.mac,
-                    "hostname": s.device.hostname,
-                    "kind": s.kind.value,
-                    "plan": s.voucher.plan.name if s.voucher else "free",
-                    "code": codes.display(s.voucher.code) if s.voucher else None,
-                    "started_at": s.started_at.isoformat(),
-                    "idle_s": int((now - s.last_activity_at).total_seconds()),
-                    "bytes_up": s.bytes_up,
-                    "bytes_down": s.bytes_down,
-                    "down_bps": down_bps,
-                    "up_bps": up_bps,
-                    "seconds_left": left.seconds_left if left else None,
-                    "data_left": left.data_left if left else None,
-                }
-            )
-    return out
+        return [
+            dict(records.online_record(s, now, *svc.rates_of(s.id)))
+            for s in queries.open_sessions(tx)
+        ]
 
 
 def kick(svc: Service, a: Args, who: Caller) -> dict[str, Any]:
@@ -411,12 +388,21 @@ def _flag(flag: str, value: bool) -> Run:
 
 
 def revoke(svc: Service, a: Args, who: Caller) -> dict[str, Any]:
-    """A lost or stolen card: revoked, its devices cut, before the answer goes back."""
+    """A lost or stolen card (`code`), or a batch's live cards (`batch`): revoked in one
+    transaction, their devices cut, before the answer goes back."""
+    if (a["code"] is None) == (a["batch"] == 0):
+        raise InvalidInput("give 'code' or 'batch'")
     with svc.transaction() as tx:
-        voucher = vouchers.revoke(tx, a["code"], actor=who.actor, now=svc.now())
-        code = codes.display(voucher.code)
-    ended = svc.enforce()  # ends its sessions and takes them out of the kernel
-    return {"code": code, "cut": sorted(s.ip for s, _ in ended)}
+        if a["code"] is not None:
+            revoked = [vouchers.revoke(tx, a["code"], actor=who.actor, now=svc.now())]
+        else:
+            revoked = vouchers.revoke_batch(tx, a["batch"], actor=who.actor, now=svc.now())
+        shown = [codes.display(v.code) for v in revoked]
+    ended = svc.enforce()  # ends their sessions and takes them out of the kernel
+    cut = sorted(s.ip for s, _ in ended)
+    if a["code"] is not None:
+        return {"code": shown[0], "cut": cut}
+    return {"codes": shown, "cut": cut}
 
 
 def plan_edit(svc: Service, a: Args, who: Caller) -> dict[str, Any]:
@@ -476,7 +462,7 @@ OPS: Mapping[str, Op] = {
     "untrust": Op(_DEVICE, OPR, _flag("trusted", False)),
     "block": Op(_DEVICE, OPR, _flag("blocked", True)),
     "unblock": Op(_DEVICE, OPR, _flag("blocked", False)),
-    "revoke": Op({"code": _CODE}, OPR, revoke),
+    "revoke": Op({"code": Text(40, required=False), "batch": Integer(0, 2**31 - 1)}, OPR, revoke),
     "plan_edit": Op(
         {"name": Text(64), "new_name": Text(64, required=False), "changes": _PLAN_CHANGES},
         OPR,

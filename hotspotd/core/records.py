@@ -1,4 +1,4 @@
-"""The JSON shapes of plans, vouchers, market listings, lessons and operator accounts.
+"""The JSON shapes of plans, vouchers, sessions, market listings, lessons and operator accounts.
 
 One place for what a plan or a voucher looks like to a program: `hotspotctl --json` prints
 these, and the control socket, the operator's pages and exports are to hand out the same.
@@ -11,8 +11,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import NotRequired, TypedDict
 
-from hotspotd.core import codes, vouchers
-from hotspotd.core.models import Lesson, Listing, Operator, Plan, Voucher
+from hotspotd.core import codes, sessions, vouchers
+from hotspotd.core.models import Lesson, Listing, Operator, Plan, Session, Voucher
 
 
 class PlanRecord(TypedDict):
@@ -148,4 +148,78 @@ def operator_record(operator: Operator) -> OperatorRecord:
         "role": operator.role.value,
         "created_at": iso(operator.created_at),
         "disabled_at": iso(operator.disabled_at),
+    }
+
+
+class StatusRecord(TypedDict):
+    """A phone's own session, as its status page shows it."""
+
+    ip: str
+    mac: str
+    kind: str
+    plan: str
+    code: str | None
+    seconds_left: int | None
+    data_left: int | None
+    valid_until: str | None
+    devices: int
+    started_at: str | None
+    bytes_up: int
+    bytes_down: int
+
+
+def status_record(st: sessions.Status) -> StatusRecord:
+    s = st.session
+    return {
+        "ip": s.ip,
+        "mac": s.mac,
+        "kind": s.kind.value,
+        "plan": st.plan,
+        "code": codes.display(s.voucher.code) if s.voucher else None,
+        "seconds_left": st.seconds_left,
+        "data_left": st.data_left,
+        "valid_until": iso(st.valid_until),
+        "devices": st.devices,
+        "started_at": iso(s.started_at),
+        "bytes_up": s.bytes_up,
+        "bytes_down": s.bytes_down,
+    }
+
+
+class OnlineRecord(TypedDict):
+    """A device online now, as the operator sees it."""
+
+    ip: str
+    mac: str
+    hostname: str | None
+    kind: str
+    plan: str
+    code: str | None
+    started_at: str | None
+    idle_s: int
+    bytes_up: int
+    bytes_down: int
+    down_bps: int
+    up_bps: int
+    seconds_left: int | None
+    data_left: int | None
+
+
+def online_record(s: Session, now: datetime, down_bps: int, up_bps: int) -> OnlineRecord:
+    left = vouchers.standing_of(s.voucher, now) if s.voucher is not None else None
+    return {
+        "ip": s.ip,
+        "mac": s.mac,
+        "hostname": s.device.hostname,
+        "kind": s.kind.value,
+        "plan": s.voucher.plan.name if s.voucher else "free",
+        "code": codes.display(s.voucher.code) if s.voucher else None,
+        "started_at": iso(s.started_at),
+        "idle_s": int((now - s.last_activity_at).total_seconds()),
+        "bytes_up": s.bytes_up,
+        "bytes_down": s.bytes_down,
+        "down_bps": down_bps,
+        "up_bps": up_bps,
+        "seconds_left": left.seconds_left if left else None,
+        "data_left": left.data_left if left else None,
     }

@@ -222,6 +222,21 @@ def revoke(db: Session, text: str, *, actor: str, now: datetime) -> Voucher:
     return voucher
 
 
+def revoke_batch(db: Session, batch_id: int, *, actor: str, now: datetime) -> list[Voucher]:
+    """Revoke every card of a batch that is still unused or in use (a stolen stack of cards);
+    those used up, expired or revoked already stay as they are."""
+    batch = db.get(VoucherBatch, batch_id)
+    if batch is None:
+        raise NotFound("no such batch", reason="unknown_batch")
+    live = db.scalars(
+        select(Voucher).where(
+            Voucher.batch_id == batch.id,
+            Voucher.state.in_([VoucherState.UNUSED, VoucherState.ACTIVE]),
+        )
+    )
+    return [revoke(db, v.code, actor=actor, now=now) for v in live.all()]
+
+
 def listing(
     db: Session,
     *,

@@ -9,10 +9,9 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from sqlalchemy import or_, select
 
-from hotspotd.control.client import OperatorClient
-from hotspotd.control.wire import ControlError
 from hotspotd.core.models import Device, Role
-from portal.operator.auth import actor, requires
+from portal.operator.auth import requires
+from portal.operator.daemon import Refused, ask
 from portal.web import context
 
 bp = Blueprint("devices", __name__, url_prefix="/perangkat")
@@ -57,16 +56,9 @@ def change() -> ResponseReturnValue:
     params = {"mac": form.get("mac", "").strip()[:17]}
     if on:
         params["note"] = form.get("note", "")[:200]
+    bad_mac = _("That is not a MAC address. Write it like 02:1a:2b:3c:4d:5e.")
     try:
-        OperatorClient(context.cfg().daemon.control_socket, actor(), timeout=10).call(op, **params)
-    except ControlError as exc:
-        if exc.code in ("unavailable", "denied"):
-            message = _(
-                "hotspotd is not answering: nothing can be changed now. Try again in a minute."
-            )
-        elif exc.code == "invalid":
-            message = _("That is not a MAC address. Write it like 02:1a:2b:3c:4d:5e.")
-        else:
-            message = _("That could not be done. Check the form and try again.")
-        return _page(message, 400)
+        ask(op, also={"invalid": bad_mac}, **params)
+    except Refused as refused:
+        return _page(refused.message, 400)
     return redirect(url_for("devices.devices"), code=303)

@@ -15,12 +15,10 @@ from flask import Blueprint, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
-from hotspotd.control.client import OperatorClient
-from hotspotd.control.wire import ControlError
 from hotspotd.core import units
 from hotspotd.core.models import Role
-from portal.operator.auth import actor, requires
-from portal.web import context
+from portal.operator.auth import requires
+from portal.operator.daemon import BY_REASON, Refused, ask
 
 bp = Blueprint("online", __name__, url_prefix="/online")
 STAFF = (Role.ADMIN, Role.OPERATOR)
@@ -34,17 +32,14 @@ _SUBJECTS = {  # what each action's link may name: as hotspotd gave it, nothing 
 }
 
 
-def _daemon() -> OperatorClient:
-    return OperatorClient(context.cfg().daemon.control_socket, actor(), timeout=10)
-
-
 @bp.get("")
 @requires(*STAFF)
 def online() -> ResponseReturnValue:
     try:
-        rows: list[dict[str, Any]] = _daemon().call("online")
-    except ControlError as exc:
-        return render_template("online.html", rows=None, problem=_said(exc), refresh=REFRESH_S)
+        rows: list[dict[str, Any]] = ask("online")
+    except Refused as refused:
+        return render_template("online.html", rows=None, problem=refused.message,
+                               refresh=REFRESH_S)  # fmt: skip
     rows.sort(key=lambda r: (-(r["down_bps"] + r["up_bps"]), r["ip"]))
     return render_template("online.html", rows=rows, problem=None, done=_done(), refresh=REFRESH_S)
 
@@ -71,22 +66,21 @@ def act(action: str) -> ResponseReturnValue:
     form = request.form
     try:
         if action == "kick":
-            answer = _daemon().call("kick", target=form.get("ip", "")[:40])
+            answer = ask("kick", target=form.get("ip", "")[:40])
             what = ",".join(answer["kicked"][:8])
         elif action in ("block", "trust"):
-            what = _daemon().call(action, mac=form.get("mac", "")[:17])["mac"]
+            what = ask(action, mac=form.get("mac", "")[:17])["mac"]
         elif action == "extend":
             seconds = _amount(form.get("time", ""), units.parse_duration)
             data = _amount(form.get("data", ""), units.parse_size)
             if not seconds and not data:
-                raise ControlError("invalid", "nothing to add", reason="nothing_to_add")
-            answer = _daemon().call("extend", code=form.get("code", "")[:40], seconds=seconds,
-                                    bytes=data)  # fmt: skip
+                raise Refused(BY_REASON["nothing_to_add"]())
+            answer = ask("extend", code=form.get("code", "")[:40], seconds=seconds, bytes=data)
             what = answer["code"]
         else:
             return render_template("op_error.html", message=_("This page does not exist.")), 404
-    except ControlError as exc:
-        return render_template("online.html", rows=None, problem=_said(exc), refresh=0), 400
+    except Refused as refused:
+        return render_template("online.html", rows=None, problem=refused.message, refresh=0), 400
     return redirect(url_for("online.online", done=action, what=what), code=303)
 
 
@@ -97,22 +91,4 @@ def _amount(text: str, parse: Any) -> int:
     try:
         return int(parse(text))
     except ValueError:
-        raise ControlError("invalid", "not an amount", reason="bad_amount") from None
-
-
-def _said(exc: ControlError) -> str:
-    """The daemon's refusal, in the operator's words."""
-    if exc.code in ("unavailable", "denied"):
-        return _("hotspotd is not answering: nothing can be changed now. Try again in a minute.")
-    by_reason = {
-        "not_found": _("That device is not online any more."),
-        "nothing_to_add": _("Give more time (e.g. 1h) or more data (e.g. 500MB)."),
-        "bad_amount": _("Write time like 30m, 1h or 1d and data like 500MB or 1GB."),
-        "revoked": _("That voucher is revoked."),
-        "operator_only": _("hotspotd does not take this from the operator UI's user."),
-    }
-    if exc.reason in by_reason:
-        return by_reason[exc.reason]
-    if exc.code == "not_found":
-        return by_reason["not_found"]
-    return _("That could not be done. Check the form and try again.")
+        raise Refused(BY_REASON["bad_amount"]()) from None

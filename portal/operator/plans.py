@@ -12,12 +12,11 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext
 
-from hotspotd.control.client import OperatorClient
-from hotspotd.control.wire import ControlError
 from hotspotd.core import plans, units
 from hotspotd.core.models import Plan, Role
 from hotspotd.errors import ClientError
 from portal.operator.auth import actor, requires
+from portal.operator.daemon import Refused, ask, said
 from portal.web import context
 
 bp = Blueprint("plans", __name__, url_prefix="/paket")
@@ -68,21 +67,6 @@ def _price(form: Any) -> int:
         raise FormProblem(_("Price: write it in rupiah, like 5000 or 5.000.")) from None
 
 
-def _said(exc: ClientError | ControlError) -> str:
-    reason = getattr(exc, "reason", "")
-    known = {
-        "plan_exists": _("A plan with that name exists already."),
-        "plan_retired": _("That plan is retired already."),
-        "unknown_plan": _("There is no such plan."),
-    }
-    if reason in known:
-        return known[reason]
-    if getattr(exc, "code", "") in ("unavailable", "denied"):
-        return _("hotspotd is not answering: nothing can be changed now. Try again in a minute.")
-    message = exc.message if isinstance(exc, ControlError) else str(exc)
-    return _("That was refused: %(why)s", why=message)
-
-
 def _shown(plan: Plan | None) -> dict[str, str]:
     if plan is None:
         return {"idle": "15m"}  # as the CLI: plans end idle sessions unless told otherwise
@@ -118,7 +102,7 @@ def add() -> ResponseReturnValue:
         return _list(str(problem), 400)
     except ClientError as exc:
         db.rollback()
-        return _list(_said(exc), 400)
+        return _list(said(exc), 400)
     db.commit()
     return redirect(url_for("plans.listing"), code=303)
 
@@ -146,13 +130,12 @@ def save(plan_id: int) -> ResponseReturnValue:
     try:
         changes: dict[str, int | None] = {"price_rp": _price(form), **_terms(form)}
         new_name = " ".join(form.get("name", "").split())[:64] or plan.name
-        daemon = OperatorClient(context.cfg().daemon.control_socket, actor(), timeout=10)
-        daemon.call("plan_edit", name=plan.name, changes=changes,
-                    new_name=new_name if new_name != plan.name else None)  # fmt: skip
+        ask("plan_edit", name=plan.name, changes=changes,
+            new_name=new_name if new_name != plan.name else None)  # fmt: skip
     except FormProblem as problem:
         return _edit_again(plan, str(problem))
-    except ControlError as exc:
-        return _edit_again(plan, _said(exc))
+    except Refused as refused:
+        return _edit_again(plan, refused.message)
     return redirect(url_for("plans.listing"), code=303)
 
 
@@ -171,6 +154,6 @@ def retire(plan_id: int) -> ResponseReturnValue:
         plans.retire(db, plan.name, context.now(), actor=actor())
     except ClientError as exc:
         db.rollback()
-        return _list(_said(exc), 400)
+        return _list(said(exc), 400)
     db.commit()
     return redirect(url_for("plans.listing"), code=303)

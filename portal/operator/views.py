@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import logging
 import shutil
-import socket
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from flask import Blueprint, make_response, redirect, render_template, request
@@ -18,6 +17,7 @@ from werkzeug.exceptions import HTTPException
 
 from hotspotd.backup.rotation import NIGHTLY_DIR
 from hotspotd.clock import read_published
+from hotspotd.control.client import answers
 from hotspotd.core import db as dbmod
 from hotspotd.core import overview
 from hotspotd.core.models import Role
@@ -66,7 +66,7 @@ def _health() -> Health:
         except OSError:
             pass
     return Health(
-        daemon_answers=_answers(cfg.daemon.control_socket),
+        daemon_answers=answers(cfg.daemon.control_socket, timeout=1),
         clock_synced=published.synced if published else None,
         disk_free=free,
         database_size=size,
@@ -74,19 +74,7 @@ def _health() -> Health:
     )
 
 
-def _answers(path: Path) -> bool:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(1)
-        try:
-            sock.connect(str(path))
-        except OSError:
-            return False
-    return True
-
-
 def _last_backup(folder: Path) -> datetime | None:
-    from datetime import UTC
-
     try:
         newest = max((p.stat().st_mtime for p in folder.glob("hotspot-*.tar.gz")), default=None)
     except OSError:

@@ -3,18 +3,17 @@ CSV). Admins and operators only; kominfo reads reports, it does not make money."
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
-from hotspotd.control.client import OperatorClient
-from hotspotd.control.wire import ControlError
 from hotspotd.core import codes, plans, vouchers
 from hotspotd.core.models import Plan, Role, Voucher, VoucherBatch, VoucherState
 from hotspotd.errors import ClientError
 from portal.operator import printing
 from portal.operator.auth import actor, requires
+from portal.operator.daemon import Refused, ask
 from portal.web import context
 
 bp = Blueprint("vouchers", __name__, url_prefix="/voucher")
@@ -108,32 +107,14 @@ def revoke() -> ResponseReturnValue:
             batch = _batch(int(form.get("batch", "")))
         except ValueError:
             return _page(_("That request was not understood."), 400)
-        wanted = [v.code for v in context.db().scalars(
-            select(Voucher).where(Voucher.batch_id == batch.id,
-                                  Voucher.state.in_([VoucherState.UNUSED, VoucherState.ACTIVE]))
-        )]  # fmt: skip
+        asked = {"batch": batch.id}
     else:
-        wanted = [form.get("code", "").strip()[:40]]
-    daemon = OperatorClient(context.cfg().daemon.control_socket, actor(), timeout=10)
-    done = 0
+        asked = {"code": form.get("code", "").strip()[:40]}
     try:
-        for code in wanted:
-            daemon.call("revoke", code=code)
-            done += 1
-    except ControlError as exc:
-        if exc.code in ("unavailable", "denied"):
-            said = _(
-                "hotspotd is not answering: nothing can be changed now. Try again in a minute."
-            )
-        elif exc.reason == "revoked":
-            said = _("That voucher is revoked.")
-        elif exc.code in ("not_found", "typo", "invalid"):
-            said = _("No voucher has that code. Check it on the card.")
-        else:
-            said = _("That could not be done. Check the form and try again.")
-        if done:
-            said = _("%(n)s cards revoked, then: %(why)s", n=done, why=said)
-        return _page(said, 400)
+        answer = ask("revoke", **asked)
+    except Refused as refused:
+        return _page(refused.message, 400)
+    done = len(answer["codes"]) if "codes" in answer else 1
     return redirect(url_for("vouchers.batches", revoked=done), code=303)
 
 
@@ -167,8 +148,6 @@ def csv(batch_id: int) -> ResponseReturnValue:
 
 
 def _batch(batch_id: int) -> VoucherBatch:
-    from flask import abort
-
     batch = context.db().get(VoucherBatch, batch_id)
     if batch is None:
         abort(404)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import pwd
-import socket
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -18,9 +17,10 @@ from sqlalchemy import Engine, select
 
 from hotspotd import config
 from hotspotd.control import ControlError, ops
-from hotspotd.control.client import OperatorClient
+from hotspotd.control.client import ControlClient, OperatorClient
 from hotspotd.control.server import ControlServer, Peer
 from hotspotd.core import db as dbmod
+from hotspotd.core import vouchers
 from hotspotd.core.models import AuditEvent, Device
 from hotspotd.core.ports import Rate
 from hotspotd.errors import ClientError, InvalidInput
@@ -162,7 +162,8 @@ def test_the_kernel_says_who_is_calling_not_the_caller(
 
 
 def _call_as(uid: int, gid: int, path: Path, op: str, **params: object) -> dict[str, object]:
-    """One request from a forked child that dropped to `uid` first; its answer comes back."""
+    """One request through the real client, from a forked child that dropped to `uid` first;
+    what it answered (or refused) comes back over a pipe."""
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: no exceptions may escape into pytest
@@ -171,17 +172,12 @@ def _call_as(uid: int, gid: int, path: Path, op: str, **params: object) -> dict[
             os.close(read_end)
             os.setgid(gid)
             os.setuid(uid)
-            with socket.socket(socket.AF_UNIX) as sock:
-                sock.settimeout(5)
-                sock.connect(str(path))
-                sock.sendall(json.dumps({"op": op, **params}).encode() + b"\n")
-                reply = b""
-                while not reply.endswith(b"\n"):
-                    chunk = sock.recv(65536)
-                    if not chunk:
-                        break
-                    reply += chunk
-            os.write(write_end, reply)
+            try:
+                said: dict[str, object] = {"ok": True, "result": ControlClient(path).call(
+                    op, **params)}  # fmt: skip
+            except ControlError as refused:
+                said = {"ok": False, "error": refused.code, "reason": refused.reason}
+            os.write(write_end, json.dumps(said).encode())
             code = 0
         finally:
             os._exit(code)
@@ -220,3 +216,19 @@ def test_revoke_cuts_every_device_on_the_card(rig: Rig, codes_: list[str]) -> No
     with pytest.raises(ClientError) as caught:
         rig.operator("revoke", code=codes_[0])
     assert caught.value.reason == "revoked"
+    with pytest.raises(InvalidInput, match="'code' or 'batch'"):
+        rig.operator("revoke")  # one card or one batch, never neither
+
+
+def test_revoking_a_batch_cuts_its_phones_in_one_go(rig: Rig, codes_: list[str]) -> None:
+    from hotspotd.core.models import VoucherBatch
+
+    rig.call("login", ip=str(PHONE1.ip), code=codes_[0])
+    rig.operator("revoke", code=codes_[2])  # revoked already: left as it is
+    with dbmod.make_sessionmaker(rig.d.engine)() as tx:
+        (batch_id,) = tx.scalars(select(VoucherBatch.id))
+    answer = rig.operator("revoke", batch=batch_id)
+    assert answer["cut"] == [str(PHONE1.ip)]  # type: ignore[index]
+    revoked = sorted(answer["codes"])  # type: ignore[index]
+    assert revoked == sorted(vouchers.codes.display(c) for c in codes_[:2])
+    assert rig.fw.state().authorized == frozenset()
