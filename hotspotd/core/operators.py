@@ -39,6 +39,7 @@ IDLE_TIMEOUT_S = 30 * 60  # a web session idle this long ends
 FREE_FAILURES = 3  # refused sign-ins before the first wait
 MAX_DELAY_S = 15 * 60  # the longest wait, however many failures
 FAILURE_WINDOW_S = 24 * 3600  # failures older than this are forgotten, and pruned
+SESSION_KEEP_S = 30 * 24 * 3600  # web sessions over (or idle) this long are deleted at a sign-in
 
 USERNAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 ADDRESS_LENGTH = 45  # the longest IPv6 text form
@@ -281,6 +282,7 @@ def log_in(
         raise LoginRefused()
 
     db.execute(delete(LoginFailure).where(LoginFailure.key.in_(keys)))
+    _prune_sessions(db, now)
     if _HASHER.check_needs_rehash(operator.password_hash):
         operator.password_hash = hash_password(password)
     token = secrets.token_urlsafe(32)
@@ -296,6 +298,20 @@ def log_in(
     audit.record(db, now, operator.username, "operator.login", operator.username, f"from {address}")
     db.flush()
     return operator, token
+
+
+def _prune_sessions(db: DB, now: datetime) -> int:
+    """Delete the web sessions over, or idle, for `SESSION_KEEP_S`: only a sign-in adds a row,
+    so pruning at each bounds the table by the sign-ins of a month (the audit log keeps who
+    signed in when). How many went."""
+    before = now - timedelta(seconds=SESSION_KEEP_S)
+    gone = db.execute(
+        delete(OperatorSession).where(
+            (OperatorSession.ended_at < before)
+            | (OperatorSession.ended_at.is_(None) & (OperatorSession.last_seen_at < before))
+        )
+    )
+    return int(getattr(gone, "rowcount", 0) or 0)
 
 
 def _live(db: DB, token: str) -> OperatorSession | None:

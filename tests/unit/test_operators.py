@@ -364,3 +364,24 @@ def test_the_last_enabled_admin_cannot_be_disabled(db: DB, siti: Operator) -> No
         "andi",
         "siti",
     ]
+
+
+def test_old_web_sessions_are_deleted_at_a_sign_in_and_live_ones_kept(
+    db: DB, siti: Operator
+) -> None:
+    keep = operators.SESSION_KEEP_S
+    _, ended = operators.log_in(db, "siti", PW, address=ADDR, now=NOW)
+    operators.log_out(db, ended, now=later(60))
+    _, idle = operators.log_in(db, "siti", PW, address=ADDR, now=later(120))
+    _, recent = operators.log_in(db, "siti", PW, address=ADDR, now=later(keep - 3600))
+    db.commit()
+    assert db.scalar(select(func.count()).select_from(OperatorSession)) == 3
+
+    _, new = operators.log_in(db, "siti", PW, address=ADDR, now=later(keep + 3600))
+    db.commit()
+    left = set(db.scalars(select(OperatorSession.token_hash)))
+    digest = operators._digest
+    # the ended one and the one idle for a month went; the recent one and the new one stay
+    assert left == {digest(recent), digest(new)}
+    assert digest(ended) not in left and digest(idle) not in left
+    assert operators.session_of(db, recent, now=later(keep + 3600), idle_s=keep) is not None
