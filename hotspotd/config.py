@@ -11,12 +11,13 @@ import ipaddress
 import os
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from hotspotd.config_values import Table, interface, macs, networks, ports
 from hotspotd.core import units
 from hotspotd.errors import ConfigError
 from hotspotd.net.addresses import PRIVATE_DESTINATIONS
@@ -24,9 +25,6 @@ from hotspotd.net.addresses import PRIVATE_DESTINATIONS
 DEFAULT_PATH = Path("/etc/hotspot/hotspot.toml")
 DEFAULT_DATABASE_URL = "sqlite:////var/lib/hotspot/hotspot.db"
 PORTAL_USER = "hotspot"  # the residents' portal runs as this user (systemd, the demo lab)
-_IFNAME = re.compile(r"^[A-Za-z0-9_.:@-]{1,15}$")
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -101,6 +99,12 @@ class OperatorUiConfig:
     tls_key: Path | None = None
     secret_key_file: Path | None = None  # signs its CSRF tokens; None: new at each start
     idle_s: int = 30 * 60  # a signed-in browser idle this long signs in again
+    # Who reaches its port from lan_interface (the residents' Wi-Fi): every device (the BUMDes
+    # manager's phone is on it; TLS and the password protect the UI), or only `allow_macs`.
+    # from_lan = false: no device there; only network.operator_interface and operator_networks,
+    # where every router service answers, the UI with them.
+    from_lan: bool = True
+    allow_macs: tuple[str, ...] = ()
 
     def certificate(self, portal: PortalConfig) -> tuple[Path, Path] | None:
         if self.tls_cert is not None and self.tls_key is not None:
@@ -159,107 +163,9 @@ class Config:
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
 
 
-class _Table:
-    """Reads one TOML table, remembering which keys were used so leftovers are reported."""
-
-    def __init__(self, path: str, prefix: str, data: Mapping[str, Any]) -> None:
-        self.path, self.prefix, self.data = path, prefix, data
-        self.used: set[str] = set()
-
-    def key(self, name: str) -> str:
-        return f"{self.prefix}.{name}" if self.prefix else name
-
-    def fail(self, name: str, reason: str) -> ConfigError:
-        return ConfigError(self.path, self.key(name), reason)
-
-    def get(self, name: str, kind: type[T], default: T) -> T:
-        self.used.add(name)
-        if name not in self.data:
-            return default
-        value = self.data[name]
-        if kind is int and isinstance(value, bool):
-            raise self.fail(name, f"expected an integer, got {value!r}")
-        if not isinstance(value, kind):
-            raise self.fail(name, f"expected {_type_name(kind)}, got {_type_name(type(value))}")
-        return value
-
-    def parsed(self, name: str, parse: Callable[[str], T], default: T, what: str) -> T:
-        """A string in human units ("3h", "1GB", "2M"), or a plain integer."""
-        self.used.add(name)
-        if name not in self.data:
-            return default
-        value = self.data[name]
-        if isinstance(value, bool) or not isinstance(value, str | int):
-            raise self.fail(name, f"expected {what} as a string, got {_type_name(type(value))}")
-        try:
-            return parse(str(value))
-        except ValueError as exc:
-            raise self.fail(name, str(exc)) from None
-
-    def optional(
-        self, name: str, parse: Callable[[str], int], default: int | None, what: str
-    ) -> int | None:
-        value = self.data.get(name)
-        if isinstance(value, str) and units.is_none(value):
-            self.used.add(name)
-            return None
-        return self.parsed(name, parse, default, what)
-
-    def table(self, name: str) -> _Table:
-        self.used.add(name)
-        value = self.data.get(name, {})
-        if not isinstance(value, dict):
-            raise self.fail(name, f"expected a table [{self.key(name)}]")
-        return _Table(self.path, self.key(name), value)
-
-    def finish(self) -> None:
-        for name in self.data:
-            if name not in self.used:
-                raise self.fail(name, "unknown key")
-
-
-def _type_name(kind: type) -> str:
-    names = {str: "a string", int: "an integer", bool: "true or false", float: "a number"}
-    return {**names, list: "a list"}.get(kind, kind.__name__)
-
-
-def _interface(table: _Table, name: str, default: str | None) -> str | None:
-    value = table.get(name, str, default or "")
-    if not value:
-        if default is None:
-            return None
-        raise table.fail(name, "must not be empty")
-    if not _IFNAME.match(value):
-        raise table.fail(name, f"not an interface name: {value!r}")
-    return value
-
-
-def _ports(table: _Table, name: str, default: tuple[int, ...]) -> tuple[int, ...]:
-    value = table.get(name, list, list(default))
-    if not value:
-        raise table.fail(name, "give at least one port, e.g. [80, 443]")
-    for port in value:
-        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-            raise table.fail(name, f"ports are integers from 1 to 65535, got {port!r}")
-    return tuple(sorted(set(value)))
-
-
-def _networks(table: _Table, name: str) -> tuple[ipaddress.IPv4Network, ...]:
-    """A list of IPv4 networks ("192.168.1.10/32", or a plain address for /32)."""
-    result = []
-    for item in table.get(name, list, []):
-        if not isinstance(item, str):
-            raise table.fail(name, f"expected IPv4 networks as strings, got {item!r}")
-        try:
-            result.append(ipaddress.IPv4Network(item, strict=True))
-        except ValueError as exc:
-            raise table.fail(name, f'not an IPv4 network: {exc} (e.g. "192.168.1.10/32")') from None
-    return tuple(result)
-
-
 def parse(data: Mapping[str, Any], source: str) -> Config:
     """Build a `Config` from TOML data; `source` names the file in error messages."""
-    root = _Table(source, "", data)
+    root = Table(source, "", data)
 
     t = root.table("village")
     d_v = VillageConfig()
@@ -283,23 +189,23 @@ def parse(data: Mapping[str, Any], source: str) -> Config:
         lan_prefix = ipaddress.IPv4Network(prefix_text, strict=True)
     except ValueError as exc:
         raise t.fail("lan_prefix", f"not an IPv4 network: {exc}") from None
-    lan = _interface(t, "lan_interface", d_n.lan_interface)
+    lan = interface(t, "lan_interface", d_n.lan_interface)
     assert lan is not None
     network = NetworkConfig(
         lan_interface=lan,
-        wan_interface=_interface(t, "wan_interface", None),
+        wan_interface=interface(t, "wan_interface", None),
         lan_prefix=lan_prefix,
         uplink_down_bps=t.parsed("uplink_down", units.parse_rate, d_n.uplink_down_bps, "a rate"),
         uplink_up_bps=t.parsed("uplink_up", units.parse_rate, d_n.uplink_up_bps, "a rate"),
         manage_forwarding=t.get("manage_forwarding", bool, d_n.manage_forwarding),
         masquerade=t.get("masquerade", bool, d_n.masquerade),
-        garden_ports=_ports(t, "garden_ports", d_n.garden_ports),
+        garden_ports=ports(t, "garden_ports", d_n.garden_ports),
         garden_dns_timeout_s=t.parsed(
             "garden_dns_timeout", units.parse_duration, d_n.garden_dns_timeout_s, "a duration"
         ),
-        local_destinations=_networks(t, "local_destinations"),
-        operator_interface=_interface(t, "operator_interface", None),
-        operator_networks=_networks(t, "operator_networks"),
+        local_destinations=networks(t, "local_destinations"),
+        operator_interface=interface(t, "operator_interface", None),
+        operator_networks=networks(t, "operator_networks"),
     )
     if network.operator_interface is not None and network.operator_interface in (
         network.lan_interface,
@@ -384,8 +290,10 @@ def parse(data: Mapping[str, Any], source: str) -> Config:
     t = root.table("operator")
     d_o = OperatorUiConfig()
     op_port = t.get("port", int, d_o.port)
-    if not 1 <= op_port <= 65535 or op_port in (port, https_port):
-        raise t.fail("port", f"a port from 1 to 65535 of its own, not the portal's: {op_port}")
+    if not 1 <= op_port <= 65535 or op_port in (port, https_port, 53):
+        raise t.fail(
+            "port", f"a port from 1 to 65535 of its own, not the portal's nor DNS: {op_port}"
+        )
     op_cert, op_key = t.get("tls_cert", str, "") or None, t.get("tls_key", str, "") or None
     if (op_cert is None) != (op_key is None):
         raise t.fail("tls_key" if op_key is None else "tls_cert", "give tls_cert and tls_key")
@@ -393,8 +301,20 @@ def parse(data: Mapping[str, Any], source: str) -> Config:
     idle = t.parsed("idle_timeout", units.parse_duration, d_o.idle_s, "a duration")
     if not 60 <= idle <= 86400:
         raise t.fail("idle_timeout", "between 1m and 1d")
+    from_lan = t.get("from_lan", bool, d_o.from_lan)
+    allow_macs = macs(t, "allow_macs")
+    if allow_macs and not from_lan:
+        raise t.fail("allow_macs", "names devices on the LAN, but from_lan = false lets none in")
+    if not from_lan and network.operator_interface is None and not network.operator_networks:
+        raise t.fail(
+            "from_lan",
+            "false, but neither network.operator_interface nor network.operator_networks is "
+            "named: the operator UI would answer nowhere",
+        )
     operator = OperatorUiConfig(
         port=op_port,
+        from_lan=from_lan,
+        allow_macs=allow_macs,
         tls_cert=Path(op_cert) if op_cert else None,
         tls_key=Path(op_key) if op_key else None,
         secret_key_file=Path(op_secret) if op_secret else None,

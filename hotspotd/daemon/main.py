@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 from ipaddress import IPv4Address
+from typing import Any
 
 from hotspotd import config as config_mod
 from hotspotd.control.server import ControlServer
@@ -42,23 +43,31 @@ def uplink_for_masquerade(cfg: config_mod.Config) -> str | None:
     return wan
 
 
+def firewall_settings(cfg: config_mod.Config) -> dict[str, Any]:
+    """The `Ruleset`'s settings from the config (checked again there)."""
+    return {
+        "lan_interface": cfg.network.lan_interface,
+        "portal_ip": cfg.portal.address,
+        "portal_port": cfg.portal.port,
+        "masquerade_interface": uplink_for_masquerade(cfg),
+        # the router's own services a phone may reach: DHCP, DNS and the portal's ports
+        "local_tcp_ports": (cfg.portal.https_port,) if cfg.portal.https else (),
+        "garden_ports": cfg.network.garden_ports,
+        "garden_dns_timeout": cfg.network.garden_dns_timeout_s,
+        "local_destinations": cfg.network.local_destinations,
+        "operator_interface": cfg.network.operator_interface,
+        "operator_networks": cfg.network.operator_networks,
+        # ... and the operator UI's port: from every device, only allow_macs, or none
+        "operator_ui_port": cfg.operator.port if cfg.operator.from_lan else None,
+        "operator_ui_macs": cfg.operator.allow_macs,
+    }
+
+
 def build_adapters(cfg: config_mod.Config) -> tuple[Firewall, Shaper, MacOf]:
     from hotspotd.net.firewall import NftFirewall
     from hotspotd.net.shaper import TcShaper
 
-    firewall = NftFirewall(
-        lan_interface=cfg.network.lan_interface,
-        portal_ip=cfg.portal.address,
-        portal_port=cfg.portal.port,
-        masquerade_interface=uplink_for_masquerade(cfg),
-        # the router's own services a phone may reach: DHCP, DNS and the portal's ports
-        local_tcp_ports=(cfg.portal.https_port,) if cfg.portal.https else (),
-        garden_ports=cfg.network.garden_ports,
-        garden_dns_timeout=cfg.network.garden_dns_timeout_s,
-        local_destinations=cfg.network.local_destinations,
-        operator_interface=cfg.network.operator_interface,
-        operator_networks=cfg.network.operator_networks,
-    )
+    firewall = NftFirewall(**firewall_settings(cfg))
     shaper = TcShaper(lan_interface=cfg.network.lan_interface, lan_prefix=cfg.network.lan_prefix)
     return firewall, shaper, _mac_lookup(cfg)
 

@@ -30,7 +30,10 @@ between a deauthorize and an entry's deletion, nor re-create an entry afterwards
   it has no room for gets no DNS (fails closed). Phones reach only DHCP, DNS, the portal's
   ports and ICMP, logged in, trusted or not: a MAC is seen over the air and cloned, so it
   opens no SSH nor anything else the router runs. Trusted MACs pass the portal for
-  forwarding only.
+  forwarding only. The one exception is the operator UI's port (`operator_ui_port`): the
+  BUMDes manager opens it from a phone on the same Wi-Fi (TLS and the password protect it);
+  with `operator_ui_macs` only those devices may, every packet from any other gets a reset
+  (before the established accept, like every decision here). Left out, it is refused too.
 - `input`, from any other interface: left alone, unless `operator_interface` or
   `operator_networks` is named; then the router's admin services answer only there, and
   `other_local` lets the rest (the uplink) have only the replies to the router's own
@@ -56,6 +59,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network, collapse_addresses
 
+from hotspotd.core.ports import normalize_mac
 from hotspotd.net.addresses import PRIVATE_DESTINATIONS
 
 _IFNAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
@@ -125,6 +129,8 @@ class Ruleset:
         local_destinations: Iterable[IPv4Network | str] = (),
         operator_interface: str | None = None,
         operator_networks: Iterable[IPv4Network | str] = (),
+        operator_ui_port: int | None = None,
+        operator_ui_macs: Iterable[str] = (),
     ) -> None:
         if not _IFNAME.match(lan_interface):
             raise ValueError(f"not an interface name: {lan_interface!r}")
@@ -175,6 +181,19 @@ class Ruleset:
         self._local_ok = list(
             collapse_addresses(IPv4Network(str(net), strict=True) for net in local_destinations)
         )
+        # The operator UI's port, open to the LAN (None: not, as any other router service),
+        # to every device or, with MACs named, to those only. Its own port: restricting it must
+        # never take DNS or the portal from a resident.
+        if operator_ui_port is not None and (
+            isinstance(operator_ui_port, bool)
+            or not 0 < int(operator_ui_port) < 65536
+            or int(operator_ui_port) in {*self._local_tcp, 53, self._dns_port or 53}
+        ):
+            raise ValueError(f"operator_ui_port must be a port of its own: {operator_ui_port}")
+        self._operator_ui_port = None if operator_ui_port is None else int(operator_ui_port)
+        self._operator_ui_macs = sorted({normalize_mac(str(mac)) for mac in operator_ui_macs})
+        if self._operator_ui_macs and self._operator_ui_port is None:
+            raise ValueError("operator_ui_macs without operator_ui_port")
 
     @property
     def table(self) -> str:
@@ -215,7 +234,20 @@ class Ruleset:
                 f"tcp dport 53 redirect to :{self._dns_port}",
             ]
         dns_ports = ", ".join(str(p) for p in sorted({53, self._dns_port or 53}))
-        tcp_ports = ", ".join(str(p) for p in sorted({*self._local_tcp, 53, self._dns_port or 53}))
+        ui_port = [self._operator_ui_port] if self._operator_ui_port is not None else []
+        tcp_ports = ", ".join(
+            str(p) for p in sorted({*self._local_tcp, 53, self._dns_port or 53, *ui_port})
+        )
+        # Only the named devices open the operator UI's port; any other gets a reset on every
+        # packet, established or not (a MAC dropped from the list loses its open connection).
+        ui_only_macs = (
+            [
+                f"tcp dport {self._operator_ui_port} "
+                f"ether saddr != {{ {', '.join(self._operator_ui_macs)} }} jump refuse"
+            ]
+            if self._operator_ui_macs
+            else []
+        )
         garden_ports = ", ".join(map(str, self._garden_ports))
         private = ", ".join(map(str, PRIVATE_DESTINATIONS))
         # The router's admin services (SSH, a web UI: anything a phone may not use) answer on
@@ -258,9 +290,11 @@ class Ruleset:
                 f"{{ ether saddr limit rate over {self._dns_rate.nft()} }} drop",
                 f"{dns_before_login} ether saddr != @dns_meter drop",
                 f"{dns_before_login} limit rate over {self._dns_rate_all.nft()} drop",
+                *ui_only_macs,
                 "ct state established,related accept",
                 # No SSH nor anything else for a trusted MAC here: a MAC is seen over the air
-                # and cloned in a minute. The operator comes in on operator_interface.
+                # and cloned in a minute. The operator comes in on operator_interface, or to the
+                # operator UI's port alone (its password and TLS are what protect it).
                 "meta l4proto icmp accept",
                 f"udp dport {{ 67, {dns_ports} }} accept",
                 f"tcp dport {{ {tcp_ports} }} accept",

@@ -2,7 +2,7 @@
 
 An operator UI has one or two users at a time: one process, a few threads (cheroot, which does
 TLS itself), no worker pool. Without a certificate it does not start: passwords never cross
-the open Wi-Fi in clear.
+the open Wi-Fi in clear; plain HTTP on its port is answered with a redirect to https://.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ MAX_HEADER_BYTES = 16 * 1024
 
 def server(app: Any, cfg: config_mod.Config, host: str) -> Any:
     from cheroot import wsgi
-    from cheroot.ssl.builtin import BuiltinSSLAdapter
+
+    from portal.operator.plain_http import RedirectingSSLAdapter
 
     pair = cfg.operator.certificate(cfg.portal)
     if pair is None:
@@ -35,7 +36,8 @@ def server(app: Any, cfg: config_mod.Config, host: str) -> Any:
     cert, key = pair
     srv = wsgi.Server((host, cfg.operator.port), app, numthreads=THREADS,
                       server_name=cfg.portal.hostname)  # fmt: skip
-    srv.ssl_adapter = BuiltinSSLAdapter(str(cert), str(key))
+    # plain http:// on this port is sent to https:// (portal.operator.plain_http)
+    srv.ssl_adapter = RedirectingSSLAdapter(str(cert), str(key), fallback_host=cfg.portal.hostname)
     srv.max_request_body_size = int(app.config["MAX_CONTENT_LENGTH"])
     srv.max_request_header_size = MAX_HEADER_BYTES
     return srv

@@ -208,3 +208,46 @@ def test_operator_interface_and_networks(tmp_path: Path) -> None:
     network = config.load(path).network
     assert network.operator_interface == "wlan0_1"
     assert network.operator_networks == (ipaddress.IPv4Network("192.168.1.0/24"),)
+
+
+def test_operator_ui_from_the_lan_by_default_or_only_some_macs(tmp_path: Path) -> None:
+    assert config.load(EXAMPLE).operator.from_lan is True
+    assert config.load(EXAMPLE).operator.allow_macs == ()
+    path = write(
+        tmp_path,
+        '[operator]\nallow_macs = ["02:AA:00:00:00:01", "02-aa-00-00-00-02", '
+        '"02:aa:00:00:00:01"]\n',
+    )
+    assert config.load(path).operator.allow_macs == ("02:aa:00:00:00:01", "02:aa:00:00:00:02")
+    path = write(
+        tmp_path, '[network]\noperator_interface = "wlan1"\n[operator]\nfrom_lan = false\n'
+    )
+    assert config.load(path).operator.from_lan is False
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "reason"),
+    [
+        ('[operator]\nallow_macs = ["02:aa:00:00:00"]\n', "operator.allow_macs", "not a MAC"),
+        ('[operator]\nallow_macs = ["02:aa:00:00:00:01 }"]\n', "operator.allow_macs", "not a MAC"),
+        ("[operator]\nallow_macs = [2]\n", "operator.allow_macs", "as strings"),
+        ('[operator]\nallow_macs = "02:aa:00:00:00:01"\n', "operator.allow_macs", "a list"),
+        ('[operator]\nallow_macs = ["01:00:5e:00:00:01"]\n', "operator.allow_macs", "group"),
+        ('[operator]\nfrom_lan = "no"\n', "operator.from_lan", "true or false"),
+        ("[operator]\nfrom_lan = false\n", "operator.from_lan", "answer nowhere"),
+        (
+            '[network]\noperator_interface = "wlan1"\n[operator]\nfrom_lan = false\n'
+            'allow_macs = ["02:aa:00:00:00:01"]\n',
+            "operator.allow_macs",
+            "lets none in",
+        ),
+        ("[operator]\nport = 53\n", "operator.port", "nor DNS"),
+    ],
+)
+def test_operator_ui_reach_mistakes_are_named(
+    tmp_path: Path, text: str, key: str, reason: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        config.load(write(tmp_path, text))
+    assert caught.value.key == key
+    assert reason in caught.value.reason
