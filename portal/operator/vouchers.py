@@ -120,10 +120,7 @@ def revoke() -> ResponseReturnValue:
     except Refused as refused:
         voucher = voucher_queries.find_code(context.db(), str(asked.get("code", "")))
         if form.get("back") == "card" and voucher is not None:
-            found = voucher_queries.history(context.db(), voucher, context.now())
-            page = render_template("card.html", v=found, problem=refused.message,
-                                   state_names=_state_names(), end_reasons=_end_reasons())
-            return page, 400  # fmt: skip
+            return _card_page(voucher, problem=refused.message), 400
         return _page(refused.message, 400)
     done = len(answer["codes"]) if "codes" in answer else 1
     if form.get("back") == "card" and "code" in answer:
@@ -173,9 +170,14 @@ def card(code: str) -> ResponseReturnValue:
             code=code[:40],
         )
         return render_template("card_missing.html", message=message), 404
+    return _card_page(voucher, revoked=request.args.get("revoked") == "1")
+
+
+def _card_page(voucher: Voucher, **extra: object) -> str:
     found = voucher_queries.history(context.db(), voucher, context.now())
-    return render_template("card.html", v=found, revoked=request.args.get("revoked") == "1",
-                           state_names=_state_names(), end_reasons=_end_reasons())  # fmt: skip
+    return render_template(
+        "card.html", v=found, state_names=_state_names(), end_reasons=_end_reasons(), **extra
+    )
 
 
 def _state_names() -> dict[str, str]:
