@@ -35,6 +35,7 @@ def voucher() -> None:
 @click.option("--plan", "plan_name", required=True, help="The plan the vouchers are for.")
 @click.option("--count", type=COUNT, required=True, help=f"How many (1 to {vouchers.MAX_BATCH}).")
 @click.option("--batch", "batch_name", help="A name for the batch (default: plan and time).")
+@click.option("--note", help=f"A note: whose stack, where sold (up to {vouchers.MAX_NOTE}).")
 @click.option("--digits", is_flag=True, help="Digits-only codes, easier on some phones.")
 @click.option("--by", "created_by", help="Who made them (default: your user name).")
 @click.option("--json", "as_json", is_flag=True, help="Print the list of codes as JSON.")
@@ -44,11 +45,12 @@ def voucher_make(
     plan_name: str,
     count: Any,
     batch_name: str | None,
+    note: str | None,
     digits: bool,
     created_by: str | None,
     as_json: bool,
 ) -> None:
-    """Make a batch of vouchers."""
+    """Make a batch of vouchers (named after the plan and the village's time if not named)."""
     if count is NONE:
         raise InvalidInput("--count needs a number")
     kind = codes.CodeKind.DIGITS if digits else codes.CodeKind.ALNUM
@@ -61,6 +63,8 @@ def voucher_make(
             now=env.now(),
             batch_name=batch_name,
             kind=kind,
+            note=note,
+            zone=env.config.village.tz,
         )
         if as_json:
             dump([codes.display(v.code) for v in made])
@@ -68,6 +72,7 @@ def voucher_make(
         click.echo(
             f"batch {batch.name!r}: {len(made)} × {batch.plan.name} "
             f"({units.format_rupiah(batch.plan.price_rp)})"
+            + (f" — {batch.note}" if batch.note else "")
         )
         for v in made:
             click.echo(codes.display(v.code))

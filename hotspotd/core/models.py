@@ -130,6 +130,7 @@ class VoucherBatch(Base):
     code_kind: Mapped[str] = mapped_column(String(8))
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime]
+    note: Mapped[str | None] = mapped_column(String(200))  # whose stack, where it is sold
 
     plan: Mapped[Plan] = relationship()
 

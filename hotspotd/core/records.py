@@ -223,3 +223,95 @@ def online_record(s: Session, now: datetime, down_bps: int, up_bps: int) -> Onli
         "seconds_left": left.seconds_left if left else None,
         "data_left": left.data_left if left else None,
     }
+
+
+class DeviceUseRecord(TypedDict):
+    """A device a voucher was used on: first and last seen on it, and in how many sessions."""
+
+    mac: str
+    hostname: str | None  # as its DHCP request named it, if it did
+    first_seen_at: str | None
+    last_seen_at: str | None
+    sessions: int
+
+
+class SessionHistoryRecord(TypedDict):
+    """One session of a voucher's past (or the one going on: `ended_at` null)."""
+
+    started_at: str | None
+    ended_at: str | None
+    end_reason: str | None
+    ip: str
+    mac: str
+    hostname: str | None
+    bytes_down: int
+    bytes_up: int
+    duration_s: int  # from login to its end, or to `now` while it goes on
+    online_s: int  # the seconds counted against the voucher's time
+
+
+class VoucherHistoryRecord(VoucherRecord):
+    """A voucher, where it stands, and its past, as the operator's card page shows it."""
+
+    batch_note: str | None
+    created_at: str | None
+    revoked_at: str | None
+    time_s: int | None  # the whole time allowance, given on top included; null: unlimited
+    data_bytes: int | None
+    revocable: bool  # unused or active: revoking it still stops something
+    devices: list[DeviceUseRecord]
+    sessions: list[SessionHistoryRecord]  # newest first, the latest few
+    sessions_total: int
+
+
+def device_use_record(
+    *, mac: str, hostname: str | None, first: datetime | None, last: datetime | None, sessions: int
+) -> DeviceUseRecord:
+    return {
+        "mac": mac,
+        "hostname": hostname,
+        "first_seen_at": iso(first),
+        "last_seen_at": iso(last),
+        "sessions": sessions,
+    }
+
+
+def session_history_record(s: Session, now: datetime) -> SessionHistoryRecord:
+    end = s.ended_at or now
+    return {
+        "started_at": iso(s.started_at),
+        "ended_at": iso(s.ended_at),
+        "end_reason": s.end_reason,
+        "ip": s.ip,
+        "mac": s.mac,
+        "hostname": s.device.hostname,
+        "bytes_down": s.bytes_down,
+        "bytes_up": s.bytes_up,
+        "duration_s": max(0, int((end - s.started_at).total_seconds())),
+        "online_s": s.seconds,
+    }
+
+
+def voucher_history_record(
+    voucher: Voucher,
+    now: datetime,
+    *,
+    devices: list[DeviceUseRecord],
+    sessions: list[SessionHistoryRecord],
+    sessions_total: int,
+    revocable: bool,
+) -> VoucherHistoryRecord:
+    allowance = vouchers.allowance_of(voucher)
+    out: VoucherHistoryRecord = {
+        **voucher_record(voucher, now),
+        "batch_note": voucher.batch.note,
+        "created_at": iso(voucher.created_at),
+        "revoked_at": iso(voucher.revoked_at),
+        "time_s": allowance.time_s,
+        "data_bytes": allowance.data_bytes,
+        "revocable": revocable,
+        "devices": devices,
+        "sessions": sessions,
+        "sessions_total": sessions_total,
+    }
+    return out

@@ -8,7 +8,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -18,6 +18,8 @@ from hotspotd.core.models import AuditEvent, Voucher, VoucherBatch, VoucherState
 from hotspotd.errors import Conflict, InvalidInput, NotFound, VoucherRejected, VoucherTypo
 
 MAX_BATCH = 10_000
+MAX_BATCH_NAME = 64
+MAX_NOTE = 200
 _MAX_TRIES = 20
 
 
@@ -60,8 +62,14 @@ def make_batch(
     now: datetime,
     batch_name: str | None = None,
     kind: codes.CodeKind = codes.CodeKind.ALNUM,
+    note: str | None = None,
+    zone: tzinfo = UTC,
 ) -> tuple[VoucherBatch, list[Voucher]]:
-    """Make `count` new vouchers for a plan, with codes unique in the database."""
+    """Make `count` new vouchers for a plan, with codes unique in the database.
+
+    A batch without a name is named after its plan and the time in `zone`, the village's
+    (the one the operator reads on the clock on the wall and on the batch list).
+    """
     if not 1 <= count <= MAX_BATCH:
         raise InvalidInput(f"count must be between 1 and {MAX_BATCH}")
     plan = plans.find(db, plan_name)
@@ -71,10 +79,11 @@ def make_batch(
             reason="plan_retired",
         )
     if batch_name is None:
-        batch_name = f"{plan.name} {now:%Y-%m-%d %H:%M:%S}"
+        batch_name = f"{plan.name} {now.astimezone(zone):%Y-%m-%d %H:%M:%S}"
     batch_name = " ".join(batch_name.split())
-    if not batch_name or len(batch_name) > 64:
-        raise InvalidInput("a batch name has 1 to 64 characters")
+    if not batch_name or len(batch_name) > MAX_BATCH_NAME:
+        raise InvalidInput(f"a batch name has 1 to {MAX_BATCH_NAME} characters")
+    note = clean_note(note)
     if db.scalar(select(VoucherBatch.id).where(VoucherBatch.name == batch_name)) is not None:
         raise Conflict(f"a batch named {batch_name!r} exists already", reason="batch_exists")
 
@@ -85,6 +94,7 @@ def make_batch(
         code_kind=kind.value,
         created_by=created_by,
         created_at=now,
+        note=note,
     )
     db.add(batch)
     new_codes = _unique_codes(db, count, kind)
@@ -103,6 +113,16 @@ def make_batch(
     audit.record(db, now, created_by, "voucher.make", batch_name, f"{count} × {plan.name}")
     db.flush()
     return batch, vouchers
+
+
+def clean_note(note: str | None) -> str | None:
+    """A batch's note with its spaces tidied; empty is no note, too long is refused."""
+    if note is None:
+        return None
+    note = " ".join(note.split())
+    if len(note) > MAX_NOTE:
+        raise InvalidInput(f"a note has at most {MAX_NOTE} characters", reason="note_too_long")
+    return note or None
 
 
 def _unique_codes(db: Session, count: int, kind: codes.CodeKind) -> list[str]:

@@ -51,7 +51,8 @@ bp = Blueprint(
     static_url_path="/print-static",
 )
 
-CSV_HEADER = ("code", "display_code", "plan", "price_rp", "state", "created_at", "first_used_at")
+CSV_HEADER = ("code", "display_code", "plan", "price_rp", "state", "created_at", "first_used_at",
+              "batch", "batch_note")  # fmt: skip
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -204,7 +205,8 @@ def batch_csv(db: Session, batch: str | int, *, now: datetime | None = None) -> 
     for v in _vouchers_of(db, the_batch):
         state = vouchers.state_now(v, now) if now is not None else v.state
         row = (v.code, codes.display(v.code), v.plan.name, v.price_rp, state.value,
-               _utc(v.created_at), _utc(v.first_used_at))  # fmt: skip
+               _utc(v.created_at), _utc(v.first_used_at), the_batch.name,
+               the_batch.note or "")  # fmt: skip
         writer.writerow([_cell(value) for value in row])
     return out.getvalue()
 

@@ -8,7 +8,7 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
-from hotspotd.core import codes, plans, vouchers
+from hotspotd.core import codes, plans, voucher_queries, vouchers
 from hotspotd.core.models import Plan, Role, Voucher, VoucherBatch, VoucherState
 from hotspotd.errors import ClientError
 from portal.operator import printing
@@ -44,7 +44,7 @@ def _page(error: str | None = None, status: int = 200) -> ResponseReturnValue:
     )
     page = render_template(
         "vouchers.html", batches=_batches(), plans=list(on_sale), error=error,
-        max_batch=vouchers.MAX_BATCH, form=request.form,
+        max_batch=vouchers.MAX_BATCH, max_note=vouchers.MAX_NOTE, form=request.form,
     )  # fmt: skip
     return page, status
 
@@ -64,13 +64,15 @@ def make() -> ResponseReturnValue:
     except ValueError:
         return _page(_("How many cards? Give a whole number."), 400)
     name = form.get("name", "").strip()[:MAX_NAME] or None
+    note = form.get("note", "")[: vouchers.MAX_NOTE * 2]  # too long is said, not cut
     kind = codes.CodeKind.DIGITS if form.get("digits") == "1" else codes.CodeKind.ALNUM
     db = context.db()
     try:
         plan = plans.find(db, form.get("plan", "")[:MAX_NAME])
         batch, _made = vouchers.make_batch(
             db, plan_name=plan.name, count=count, created_by=actor(),
-            now=context.now(), batch_name=name, kind=kind,
+            now=context.now(), batch_name=name, kind=kind, note=note,
+            zone=context.cfg().village.tz,
         )  # fmt: skip
     except ClientError as exc:
         db.rollback()
@@ -85,6 +87,9 @@ def _refusal(exc: ClientError) -> str:
         "plan_retired": _("That plan is retired: no new cards are made for it."),
         "batch_exists": _("A batch with that name exists already. Choose another name."),
         "no_codes_left": _("No new codes could be made. Try a smaller batch."),
+        "note_too_long": _(
+            "The note is too long: at most %(most)s characters.", most=vouchers.MAX_NOTE
+        ),
     }
     return messages.get(
         exc.reason or "",
@@ -113,9 +118,111 @@ def revoke() -> ResponseReturnValue:
     try:
         answer = ask("revoke", **asked)
     except Refused as refused:
+        voucher = voucher_queries.find_code(context.db(), str(asked.get("code", "")))
+        if form.get("back") == "card" and voucher is not None:
+            return _card_page(voucher, problem=refused.message), 400
         return _page(refused.message, 400)
     done = len(answer["codes"]) if "codes" in answer else 1
+    if form.get("back") == "card" and "code" in answer:
+        return redirect(url_for("vouchers.card", code=answer["code"], revoked=1), code=303)
     return redirect(url_for("vouchers.batches", revoked=done), code=303)
+
+
+@bp.get("/kartu")
+@requires(*STAFF)
+def cards() -> ResponseReturnValue:
+    """Every card, newest first, a page at a time, narrowed by plan, batch, state or code."""
+    args = request.args
+    wanted = voucher_queries.VoucherFilter(
+        plan_id=_number(args.get("plan")),
+        batch_id=_number(args.get("batch")),
+        state=_state(args.get("state")),
+        code=args.get("q", "")[:40] or None,
+    )
+    found = voucher_queries.voucher_page(
+        context.db(), wanted, _number(args.get("page")) or 1, context.now()
+    )
+    db = context.db()
+    plan_choices = db.scalars(select(Plan).order_by(Plan.retired_at.is_not(None), Plan.name))
+    batch_choices = list(
+        db.scalars(select(VoucherBatch).order_by(VoucherBatch.id.desc()).limit(200))
+    )
+    if wanted.batch_id and all(b.id != wanted.batch_id for b in batch_choices):
+        older = db.get(VoucherBatch, wanted.batch_id)
+        batch_choices += [older] if older else []
+    keep = {"plan": wanted.plan_id, "batch": wanted.batch_id, "q": wanted.code,
+            "state": wanted.state.value if wanted.state else None}  # fmt: skip
+    return render_template(
+        "cards.html", found=found, wanted=wanted, keep={k: v for k, v in keep.items() if v},
+        plans=list(plan_choices), batches=batch_choices, state_names=_state_names(),
+    )  # fmt: skip
+
+
+@bp.get("/kartu/<path:code>")
+@requires(*STAFF)
+def card(code: str) -> ResponseReturnValue:
+    """One card's history: its terms, use, devices and latest sessions; revoke it from here."""
+    voucher = voucher_queries.find_code(context.db(), code[:40])
+    if voucher is None:
+        message = _(
+            "No card has the code %(code)s. Check the code on the card (letters and digits, "
+            "dashes do not matter), or look for it in the list of cards.",
+            code=code[:40],
+        )
+        return render_template("card_missing.html", message=message), 404
+    return _card_page(voucher, revoked=request.args.get("revoked") == "1")
+
+
+def _card_page(voucher: Voucher, **extra: object) -> str:
+    found = voucher_queries.history(context.db(), voucher, context.now())
+    return render_template(
+        "card.html", v=found, state_names=_state_names(), end_reasons=_end_reasons(), **extra
+    )
+
+
+def _state_names() -> dict[str, str]:
+    return {
+        VoucherState.UNUSED: _("unused"),
+        VoucherState.ACTIVE: _("in use"),
+        VoucherState.USED_UP: _("used up"),
+        VoucherState.EXPIRED: _("expired"),
+        VoucherState.REVOKED: _("revoked"),
+    }
+
+
+def _end_reasons() -> dict[str, str]:
+    """Why a session ended, in the operator's words (accounting.EndReason, sessions.EndCause)."""
+    return {
+        "validity": _("validity over"),
+        "time": _("time used up"),
+        "data": _("data used up"),
+        "idle": _("idle too long"),
+        "logout": _("logged out"),
+        "kicked": _("logged out by the operator"),
+        "replaced": _("another device took its place"),
+        "switched": _("the device used another card"),
+        "revoked": _("card revoked"),
+        "blocked": _("device blocked"),
+        "lease": _("its address went to another device"),
+        "left": _("the phone went away"),
+        "free_off": _("free internet switched off"),
+        "day_end": _("end of the day"),
+    }
+
+
+def _number(text: str | None) -> int | None:
+    """A positive id or page number from the query string; anything else is left out."""
+    text = (text or "").strip()
+    if not text.isdigit() or len(text) > 9:
+        return None
+    return int(text) or None
+
+
+def _state(text: str | None) -> VoucherState | None:
+    try:
+        return VoucherState(text) if text else None
+    except ValueError:
+        return None
 
 
 @bp.get("/<int:batch_id>/a4")

@@ -186,6 +186,8 @@ def test_batch_csv(db: Session, made: list[Voucher]) -> None:
         "state": "active",
         "created_at": "2026-11-23T03:00:00+00:00",
         "first_used_at": "2026-11-23T04:00:00+00:00",
+        "batch": BATCH,
+        "batch_note": "",
     }
     assert {r[4] for r in rows[2:]} == {"unused"} and {r[6] for r in rows[2:]} == {""}
     later = list(csv.reader(io.StringIO(printing.batch_csv(db, BATCH, now=NOW + timedelta(2)))))
