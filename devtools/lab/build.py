@@ -193,7 +193,7 @@ operator_user = "{operator.USER}"
             return "root"
         probe = run(
             "setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups",
-            self.bin("python"), "-c", f"import {module}", check=False,
+            "env", f"PYTHONPATH={REPO}", self.bin("python"), "-c", f"import {module}", check=False,
         )  # fmt: skip
         if probe.returncode != 0:
             say(f"user {user} cannot read this clone; {what} runs as root in the lab")
@@ -269,6 +269,8 @@ operator_user = "{operator.USER}"
             "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
             "HOTSPOT_CONFIG": str(self.config),
             "PYTHONUNBUFFERED": "1",
+            # This clone's code, even where .venv is another clone's (a worktree sharing it).
+            "PYTHONPATH": str(REPO),
             "HOME": "/nonexistent",
         }
         portal = (self.bin("hotspot-portal"), "--config", str(self.config))

@@ -147,7 +147,7 @@ def test_cards_printed_scanned_used_seen_online_and_kicked(
     assert name in made.inner_text()
     shot(op, "batch-made")
     listed = json.loads(demo_lab.lab.hotspotctl("voucher", "list", "--batch", name, "--json"))
-    batch_codes = {v["code"] for v in listed}
+    batch_codes = {v["code"].replace("-", "") for v in listed}
     assert len(batch_codes) == 3
     with op.expect_navigation():
         made.locator("a[href$='/a4']").click()
@@ -170,7 +170,7 @@ def test_cards_printed_scanned_used_seen_online_and_kicked(
     phone = phone_page("hs-phone1")
     phone.goto(urls[0])
     field = phone.get_by_label(re.compile("voucher", re.I))
-    assert re.sub(r"[^0-9A-Z]", "", field.input_value().upper()) == scanned[0].replace("-", "")
+    assert re.sub(r"[^0-9A-Z]", "", field.input_value().upper()) == scanned[0]
     with phone.expect_navigation():
         phone.locator("form[action$='/login'] button[type=submit]").click()
     shot(phone, "phone-logged-in")
@@ -250,7 +250,7 @@ def walk(page: Page, demo_lab: DemoLab) -> Iterator[str]:
     queue, seen = ["/"], set()
     while queue:
         path = queue.pop(0)
-        kind = re.sub(r"\d+", "N", urlsplit(path).path)
+        kind = re.sub(r"/\d+(?=/|$)", "/N", urlsplit(path).path)
         if kind in seen:
             continue
         seen.add(kind)
