@@ -8,6 +8,7 @@ import grp
 import json
 import os
 import pwd
+import re
 import shutil
 import subprocess
 import time
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from devtools.lab import phones, seed
+from devtools.lab import operator, phones, seed
 from devtools.lab.layout import (
     DHCP_RANGE,
     GARDEN_HOST,
@@ -49,6 +50,9 @@ class Lab:
     state: Path = STATE
     vouchers: dict[str, list[str]] = field(default_factory=dict)
     portal_user: str = "root"
+    operator_user: str = "root"
+    admin_password: str | None = None
+    fingerprint: str | None = None
 
     @property
     def config(self) -> Path:
@@ -85,6 +89,8 @@ class Lab:
             build_network()
             self._start_upstream()
             self.vouchers.update(seed.load(self.hotspotctl, self.state))
+            self.admin_password = operator.add_admin(self.bin("hotspotctl"), self.config)
+            self._share_database()
             self._start_router()
             phones.start(self.state, self.logs)
         except BaseException:
@@ -94,7 +100,12 @@ class Lab:
                 run("ip", "netns", "del", ns, check=False)
             raise
         info = self.describe()
-        (self.state / "lab.json").write_text(json.dumps(info, indent=2) + "\n")
+        # It holds the admin's password: root's only, though the directory is group hotspot's.
+        path = self.state / "lab.json"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            os.fchmod(f.fileno(), 0o600)
+            f.write(json.dumps(info, indent=2) + "\n")
         say(f"up in {time.monotonic() - started:.1f} s")
         return info
 
@@ -105,11 +116,15 @@ class Lab:
         for sub in ("logs", "run", "phones", "bin"):
             (self.state / sub).mkdir()
         self.portal_user = self._portal_user()
+        self.operator_user = self._operator_user()
         if self.portal_user != "root":
             gid = grp.getgrnam("hotspot").gr_gid
             for path in (self.state, self.state / "run"):
                 os.chown(path, 0, gid)
                 path.chmod(0o2770)
+        has_group = self.operator_user != "root"
+        pair = operator.make_certificate(self.state, operator.USER if has_group else None)
+        operator.check_key(pair, self.operator_user, self.portal_user)
         phones.write_hook(self.state)
         self.config.write_text(
             f"""# The demo lab's router (devtools/lab). Same keys as /etc/hotspot/hotspot.toml.
@@ -132,6 +147,11 @@ port = {PORTAL_PORT}
 hostname = "{PORTAL_HOST}"
 runtime_dir = "{self.state / "portal-run"}"
 
+[operator]
+port = {operator.PORT}
+tls_cert = "{pair.cert}"
+tls_key = "{pair.key}"
+
 [database]
 url = "sqlite:///{self.state / "hotspot.db"}"
 
@@ -139,34 +159,46 @@ url = "sqlite:///{self.state / "hotspot.db"}"
 poll_interval = "2s"
 control_socket = "{self.socket}"
 state_dir = "{self.state}"
+operator_user = "{operator.USER}"
 """
         )
+
+    def _share_database(self) -> None:
+        """SQLite makes its files 0644 whatever the umask allows, and its WAL and shm copy the
+        database's mode: made group-writable, as scripts/install does, for the operator UI
+        (group hotspot), which writes its sign-ins and the audit log."""
+        for path in self.state.glob("hotspot.db*"):
+            path.chmod(0o660)
 
     def _portal_user(self) -> str:
         """User `hotspot` as in production (made here if missing, as scripts/install does),
         unless it cannot run this clone's venv (e.g. a clone under /root): then root."""
         if shutil.which("useradd") is None:
             return "root"
+        operator.make_accounts()  # hotspot and hotspot-operator, as scripts/install makes them
+        return self._runs_as("hotspot", "portal.app", "the portal")
+
+    def _operator_user(self) -> str:
+        """User `hotspot-operator` (group hotspot besides its own), as in production; root if
+        it cannot run this clone's venv."""
+        if self.portal_user == "root":
+            return "root"
+        return self._runs_as(operator.USER, "portal.operator.app", "the operator UI")
+
+    def _runs_as(self, user: str, module: str, what: str) -> str:
         try:
-            grp.getgrnam("hotspot")
+            pwd.getpwnam(user)
         except KeyError:
-            run("groupadd", "--system", "hotspot")
-        try:
-            pwd.getpwnam("hotspot")
-        except KeyError:
-            run(
-                "useradd", "--system", "--gid", "hotspot", "--home-dir", "/var/lib/hotspot",
-                "--no-create-home", "--shell", "/usr/sbin/nologin",
-                "--comment", "village hotspot portal", "hotspot",
-            )  # fmt: skip
+            say(f"no user {user}; {what} runs as root in the lab")
+            return "root"
         probe = run(
-            "setpriv", "--reuid=hotspot", "--regid=hotspot", "--init-groups",
-            self.bin("python"), "-c", "import portal.app", check=False,
+            "setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups",
+            "env", f"PYTHONPATH={REPO}", self.bin("python"), "-c", f"import {module}", check=False,
         )  # fmt: skip
         if probe.returncode != 0:
-            say("user hotspot cannot read this clone; the portal runs as root in the lab")
+            say(f"user {user} cannot read this clone; {what} runs as root in the lab")
             return "root"
-        return "hotspot"
+        return user
 
     def spawn(
         self,
@@ -237,11 +269,26 @@ state_dir = "{self.state}"
             "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
             "HOTSPOT_CONFIG": str(self.config),
             "PYTHONUNBUFFERED": "1",
+            # This clone's code, even where .venv is another clone's (a worktree sharing it).
+            "PYTHONPATH": str(REPO),
             "HOME": "/nonexistent",
         }
         portal = (self.bin("hotspot-portal"), "--config", str(self.config))
         self.spawn("portal", ROUTER, *user, *portal, umask=0o007, env=env)
         wait_tcp(ROUTER, LAN_ADDR, PORTAL_PORT, "the portal", seconds=30)
+        as_operator = () if self.operator_user == "root" else (
+            "setpriv", f"--reuid={self.operator_user}", f"--regid={self.operator_user}",
+            "--init-groups",
+        )  # fmt: skip
+        ui = (self.bin("hotspot-operator"), "--config", str(self.config))
+        self.spawn("operator", ROUTER, *as_operator, *ui, umask=0o007, env=env)
+        wait_tcp(ROUTER, LAN_ADDR, operator.PORT, "the operator UI", seconds=30)
+        # The product's own word for what the operator compares in the browser.
+        said = self.hotspotctl("operator", "certificate")
+        found = re.search(r"^SHA-256 ([0-9A-F:]{95})$", said, re.M)
+        if found is None:
+            raise LabError(f"hotspotctl operator certificate said no fingerprint: {said!r}")
+        self.fingerprint = found.group(1)
 
     def pid(self, name: str) -> int:
         """The pid of a process the lab started (hotspotd, portal, router-dnsmasq, ...)."""
@@ -299,9 +346,13 @@ state_dir = "{self.state}"
                 "user": self.portal_user,
             },
             "operator": {
-                "url": None,
-                "note": "the operator web UI comes with its own issue; use hotspotctl for now",
-                "admin": None,
+                "url": operator.url(),
+                "address": operator.url(LAN_ADDR),
+                "namespace": ROUTER,  # its port answers on the router's LAN address
+                "user": self.operator_user,
+                "certificate": str(self.state / "operator.crt"),
+                "fingerprint": self.fingerprint,
+                "admin": {"user": operator.ADMIN, "password": self.admin_password},
             },
             "vouchers": self.vouchers,
         }

@@ -38,4 +38,4 @@ PROBE_HOSTS = (
 )
 PHONE_MAC = "02:66:00:00:00:{:02x}"
 
-REQUIRED_TOOLS = ("ip", "nft", "tc", "dnsmasq", "dhclient", "setpriv")
+REQUIRED_TOOLS = ("ip", "nft", "tc", "dnsmasq", "dhclient", "setpriv", "openssl")

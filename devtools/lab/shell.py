@@ -11,8 +11,13 @@ class LabError(Exception):
     """The lab could not be built; the message says which step."""
 
 
-def run(*args: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
+def run(
+    *args: str, check: bool = True, timeout: float = 30, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """A command's output; `input` goes to its stdin (a secret never goes on a command line)."""
+    proc = subprocess.run(
+        args, capture_output=True, text=True, timeout=timeout, check=False, input=input
+    )
     if check and proc.returncode != 0:
         raise LabError(f"{' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
     return proc

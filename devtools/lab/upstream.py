@@ -1,14 +1,22 @@
 """hs-net's web server, the lab's "internet": the OS captive probes answered as the real servers
-answer them, and a page for every other host. Runs inside hs-net as
-`python -m devtools.lab serve-upstream`."""
+answer them, a big download (`/big?bytes=N`: N zero bytes, at most 100 MB and 2 minutes, for
+something to see on the operator's "online now"), and a page for every other host. Runs inside
+hs-net as `python -m devtools.lab serve-upstream`."""
 
 from __future__ import annotations
 
 import http.server
 import socketserver
+import time
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from devtools.lab.layout import GARDEN_HOST
+
+BIG_PATH = "/big"
+BIG_MAX_BYTES = 100_000_000
+BIG_MAX_SECONDS = 120.0
+CHUNK = 64 * 1024
 
 PROBE_ANSWERS: dict[str, tuple[int, str, str]] = {
     "/generate_204": (204, "", "text/plain"),
@@ -46,6 +54,9 @@ def serve_upstream(log_path: str, port: int = 80) -> None:
             path = self.path.split("?")[0]
             with open(log_path, "a", encoding="utf-8") as f:
                 f.write(f"{self.client_address[0]} {host} {self.path}\n")
+            if path == BIG_PATH:
+                self._big()
+                return
             if host != GARDEN_HOST and path in PROBE_ANSWERS:
                 status, body, mimetype = PROBE_ANSWERS[path]
             else:
@@ -59,6 +70,27 @@ def serve_upstream(log_path: str, port: int = 80) -> None:
             self.end_headers()
             if status != 204:
                 self.wfile.write(data)
+
+        def _big(self) -> None:
+            """Zero bytes as fast as the phone's plan lets them through, bounded in size and
+            time (a slow phone gets a short file, never a server thread held for ever)."""
+            asked = parse_qs(urlsplit(self.path).query).get("bytes", ["10000000"])[0]
+            size = min(int(asked) if asked.isdigit() else 0, BIG_MAX_BYTES)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(size))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            chunk, left = bytes(CHUNK), size
+            deadline = time.monotonic() + BIG_MAX_SECONDS
+            try:
+                while left > 0 and time.monotonic() < deadline:
+                    n = min(left, CHUNK)
+                    self.wfile.write(chunk[:n])
+                    left -= n
+            except OSError:  # the phone went away, or was cut off
+                pass
+            self.close_connection = True
 
         def log_message(self, format: str, *args: Any) -> None:
             return

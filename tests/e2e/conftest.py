@@ -8,7 +8,11 @@ Screenshots go to tests/e2e/artifacts/ (kept after the run, gitignored).
 
 Without root, the lab's tools, chromium or Playwright the tests skip; with CI=true they fail
 (tests.conftest.require). The lab is removed after the session even when a test fails.
-Reuse: `demo_lab` (names, addresses, vouchers, `hotspotctl`) and `phone_page(phone)`.
+Reuse: `demo_lab` (names, addresses, vouchers, `hotspotctl`), `phone_page(phone)`, and
+`operator_page(viewport)`: the operator's browser, in hs-router (the operator UI's port answers
+the router's LAN address there; the firewall keeps it from the residents' phones), trusting the
+lab's certificate by its key alone (`--ignore-certificate-errors-spki-list`), not every
+certificate (no `ignore_https_errors`).
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ CHROMIUM_ARGS = [
 ]
 FETCH = "import sys, urllib.request as u; print(u.urlopen(sys.argv[1], timeout=5).read().decode())"
 VIEWPORT = {"width": 360, "height": 740}  # a cheap Android phone
+DESK = {"width": 1280, "height": 800}  # the BUMDes office's laptop
 
 
 @dataclass
@@ -68,6 +73,10 @@ class DemoLab:
     @property
     def test_url(self) -> str:
         return str(self.info["upstream"]["test_url"])
+
+    @property
+    def operator_url(self) -> str:
+        return str(self.info["operator"]["url"])
 
 
 @pytest.fixture(scope="session")
@@ -161,6 +170,45 @@ def phone_page(
                 pass
         for browser in browsers:
             browser.close()
+
+
+@pytest.fixture
+def operator_page(
+    demo_lab: DemoLab, playwright_driver: Any, shot: Shots
+) -> Iterator[Callable[[dict[str, int]], Any]]:
+    """`operator_page(DESK)`: a fresh, signed-out page of the operator's browser in hs-router,
+    which resolves portal.lan to the router's LAN address and trusts only the lab's key."""
+    cert = labmod.operator.Certificate(
+        Path(demo_lab.info["operator"]["certificate"]), demo_lab.lab.state / "operator.key"
+    )
+    host = labmod.PORTAL_HOST
+    browser = playwright_driver.chromium.launch(
+        executable_path=str(chromium_in(demo_lab, labmod.ROUTER)),
+        headless=True,
+        args=[
+            *CHROMIUM_ARGS,
+            f"--host-resolver-rules=MAP {host} {labmod.LAN_ADDR}",
+            f"--ignore-certificate-errors-spki-list={cert.spki_sha256}",
+        ],
+    )
+    pages: list[Any] = []
+
+    def open_page(viewport: dict[str, int]) -> Any:
+        context = browser.new_context(viewport=viewport, locale="id-ID")
+        context.set_default_timeout(15_000)
+        page = context.new_page()
+        pages.append(page)
+        return page
+
+    try:
+        yield open_page
+    finally:
+        for page in pages:
+            try:
+                shot(page, "operator-last")
+            except Exception:  # a dead page must not hide the test's failure
+                pass
+        browser.close()
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -166,6 +166,10 @@ def test_the_lab_describes_itself(demo_lab: DemoLab) -> None:
     assert set(info["vouchers"]) == {"Harian", "Mingguan", "Pelajar"}
     assert all(p["address"] for p in info["phones"])
     assert info["upstream"]["test_url"] == demo_lab.test_url
+    operator = info["operator"]
+    assert operator["url"] == "https://portal.lan:8444/"
+    assert operator["admin"]["user"] == "admin" and len(operator["admin"]["password"]) >= 16
+    assert re.fullmatch(r"[0-9A-F]{2}(:[0-9A-F]{2}){31}", operator["fingerprint"])
     # dnsmasq forwards to the lab's resolver only.
     args = Path(f"/proc/{demo_lab.lab.pid('router-dnsmasq')}/cmdline").read_bytes().split(b"\0")
     servers = [a for a in args if a.startswith(b"--server=")]
