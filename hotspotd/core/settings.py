@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session as DB
 
 from hotspotd.core import audit, units
@@ -154,7 +154,7 @@ SPECS: Mapping[str, Spec] = {
 Rows = tuple[tuple[str, str], ...]
 
 
-def rows(db: DB) -> Rows:
+def rows(db: DB | Connection) -> Rows:
     """The stored overrides, as (key, value) in key order: what `Live` compares."""
     found = db.execute(select(Setting.key, Setting.value).order_by(Setting.key))
     return tuple((key, value) for key, value in found)
@@ -189,7 +189,7 @@ class Live:
         self._rows: Rows | None = None
         self._settings = defaults
 
-    def get(self, db: DB) -> Settings:
+    def get(self, db: DB | Connection) -> Settings:
         return self.from_rows(rows(db))
 
     def from_rows(self, stored: Rows) -> Settings:

@@ -21,7 +21,7 @@ from hotspotd.core.models import Role
 from portal import web
 from portal.app import _secret_key
 from portal.operator import audit, auth, devices, online, plans, printing, views, vouchers
-from portal.web import daemon_client
+from portal.web import daemon_client, settings
 
 
 def create_operator_app(
@@ -52,6 +52,7 @@ def create_operator_app(
     app.extensions["hotspot.clock"] = clock
     daemon_client.init_app(app, cfg)
     web.init_app(app)
+    settings.init_app(app, cfg)
     app.register_blueprint(auth.bp)
     app.register_blueprint(views.bp)
     app.register_blueprint(vouchers.bp)
