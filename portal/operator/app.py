@@ -20,7 +20,18 @@ from hotspotd.core import db
 from hotspotd.core.models import Role
 from portal import web
 from portal.app import _secret_key
-from portal.operator import audit, auth, devices, online, plans, printing, views, vouchers
+from portal.operator import (
+    audit,
+    auth,
+    backups,
+    devices,
+    online,
+    plans,
+    preferences,
+    printing,
+    views,
+    vouchers,
+)
 from portal.web import daemon_client, settings
 
 
@@ -60,6 +71,8 @@ def create_operator_app(
     app.register_blueprint(audit.bp)
     app.register_blueprint(devices.bp)
     app.register_blueprint(plans.bp)
+    app.register_blueprint(preferences.bp)
+    app.register_blueprint(backups.bp)
     app.jinja_env.globals["rate"] = _rate
     printing.init_app(app)
     app.context_processor(_page_context)

@@ -72,3 +72,9 @@ def current() -> Settings:
 
 def _template_context() -> dict[str, Any]:
     return {"village": current()}
+
+
+def defaults() -> Settings:
+    """What the config file says, before anything an admin set."""
+    live: settings.Live = current_app.extensions["hotspot.settings"]
+    return live.defaults
