@@ -231,19 +231,22 @@ def change(
     anything is written, so one bad value changes nothing; each key changed is audited."""
     if not changes:
         raise InvalidInput("nothing to change", reason="nothing_to_change")
-    parsed = {key: None if text is None else check(key, text) for key, text in changes.items()}
+    unknown = sorted(set(changes) - set(SPECS))
+    if unknown:
+        raise InvalidInput(f"no setting {', '.join(unknown)}", reason="unknown_setting")
+    parsed = {key: check(key, text) for key, text in changes.items() if text is not None}
     before = effective(db, defaults)
-    for key, value in parsed.items():
+    for key in changes:
         spec = SPECS[key]
         row = db.get(Setting, key)
         old = spec.text(spec.get(before))
-        if value is None:
+        if key not in parsed:  # back to the default
             if row is not None:
                 db.delete(row)
                 new = spec.text(spec.get(defaults))
                 audit.record(db, now, actor, "setting.reset", key, f"{old} → {new} (default)")
             continue
-        text = spec.text(value)
+        text = spec.text(parsed[key])
         if row is None:
             db.add(Setting(key=key, value=text, updated_at=now, updated_by=actor))
         elif row.value != text:
