@@ -4,7 +4,9 @@ of the older ones are kept, and the list the operator's UI shows.
 A backup holds every voucher code and the operator accounts' password hashes. The folder and its
 files are root's, readable only by the group of the operator UI's own user (`hotspot-operator`),
 so the admin can download them there; never by the residents' portal (user and group `hotspot`,
-which every phone reaches). Without such a user the folder is root's alone.
+which every phone reaches). Without such a user the folder is root's alone. The folder is
+setgid to that group (scripts/install makes it so), so a new file is the group's without the
+CAP_CHOWN that hotspotd does not hold; it is made 0640 once complete.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import logging
 import os
 import pwd
 import re
+import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -70,24 +73,38 @@ def reader_group(config: config_mod.Config) -> int | None:
     return gid
 
 
-def _prepare(folder: Path, gid: int | None) -> None:
+def _prepare(folder: Path, gid: int | None) -> int | None:
+    """The folder ready, setgid to `gid` so what is written there is the group's at once; the
+    group it got (None: root's alone). scripts/install gives it its group; hotspotd has no
+    CAP_CHOWN, so where that was not done it keeps the backups to root rather than fail."""
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    # Also repairs a folder made by an older version (2770, group hotspot: the portal's).
-    if gid is not None:
-        os.chown(folder, -1, gid)
-    os.chmod(folder, 0o750 if gid is not None else 0o700)
+    if gid is not None and folder.stat().st_gid != gid:
+        try:
+            os.chown(folder, -1, gid)
+        except PermissionError:
+            log.warning("%s: cannot give it to group %d (run scripts/install); the backups stay "
+                        "root's", folder, gid)  # fmt: skip
+            gid = None
+    # Also repairs a folder made by an older version (2770, group hotspot: the portal's). Only
+    # when wrong: without CAP_FSETID a chmod by a non-member of the group drops the setgid bit.
+    wanted = 0o2750 if gid is not None else 0o700
+    if stat.S_IMODE(folder.stat().st_mode) != wanted:
+        os.chmod(folder, wanted)
+    return gid
 
 
 def _share(path: Path, gid: int | None) -> None:
-    if gid is not None:
-        os.chown(path, -1, gid, follow_symlinks=False)
+    if gid is not None and path.lstat().st_gid != gid:
+        try:
+            os.chown(path, -1, gid, follow_symlinks=False)
+        except PermissionError:
+            gid = None
     os.chmod(path, 0o640 if gid is not None else 0o600, follow_symlinks=False)
 
 
 def _make(config: config_mod.Config, now: datetime, kind: str, keep: int) -> Path:
     folder = folder_of(config)
-    gid = reader_group(config)
-    _prepare(folder, gid)
+    gid = _prepare(folder, reader_group(config))
     dest = folder / f"{_PREFIX[kind]}-{now.astimezone(UTC):%Y%m%d-%H%M%S}.tar.gz"
     backup(config, dest, now=now, overwrite=True)
     ours = sorted(p for p in folder.iterdir() if _NAMES[kind].match(p.name))

@@ -261,7 +261,7 @@ def test_backups_are_readable_by_the_operator_uis_group_only(
     folder = mine.daemon.state_dir / bk.NIGHTLY_DIR
     folder.mkdir(mode=0o2770)  # as an older version made it
     dest = bk.on_demand(mine, NOW)
-    assert stat.S_IMODE(folder.stat().st_mode) == 0o750
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o2750 and folder.stat().st_gid == me.pw_gid
     assert stat.S_IMODE(dest.stat().st_mode) == 0o640 and dest.stat().st_gid == me.pw_gid
     nobody = replace(cfg, daemon=replace(cfg.daemon, operator_user=None))
     dest = bk.on_demand(nobody, NOW.replace(minute=5))
