@@ -18,11 +18,11 @@ from flask import Flask
 
 from hotspotd import config as config_mod
 from hotspotd.clock import Clock, SystemClock
-from hotspotd.core import db, sessions
+from hotspotd.core import db
 from portal import residents, web
 from portal.residents.online import OnlineAddresses
 from portal.residents.originals import OriginalUrls
-from portal.web import daemon_client
+from portal.web import daemon_client, settings
 
 
 def _secret_key(path: Path | None) -> bytes:
@@ -71,7 +71,7 @@ def create_app(
     originals.prepare()
     app.extensions["hotspot.online"] = online
     app.extensions["hotspot.originals"] = originals
-    app.extensions["hotspot.free"] = sessions.FreePolicy.from_config(cfg.free)
+    settings.init_app(app, cfg, stamp=online.version)
 
     web.init_app(app)
     residents.init_app(app, cfg, online=online, originals=originals)

@@ -36,7 +36,7 @@ from hotspotd.backup.archive import (
     sqlite_file,
 )
 from hotspotd.backup.restoring import BEFORE_RESTORE, RestoreReport, restore
-from hotspotd.backup.rotation import NIGHTLY_DIR, NIGHTLY_KEEP, nightly
+from hotspotd.backup.rotation import NIGHTLY_DIR, NIGHTLY_KEEP, Kept, listing, nightly, on_demand
 from hotspotd.backup.snapshot import DatabaseBusy, backup
 
 __all__ = [
@@ -51,10 +51,13 @@ __all__ = [
     "NIGHTLY_KEEP",
     "BackupError",
     "DatabaseBusy",
+    "Kept",
     "Manifest",
     "RestoreReport",
     "backup",
+    "listing",
     "nightly",
+    "on_demand",
     "read_manifest",
     "restore",
     "sqlite_file",

@@ -5,10 +5,11 @@ Two kinds of caller reach the socket (mode 0660, group `hotspot`), told apart by
 - **residents' operations** (login, top-up, logout, status and counting a typo) are what the
   residents' portal asks for a phone. The portal is the surface every phone reaches, so it
   gets these and nothing else; the phone's address is a parameter, its MAC is the kernel's.
-- **operator operations** (online, kick, extend, trust, block, revoke, plan edits, reconcile)
-  are accepted only from root (`hotspotctl`) and from the operator UI's own Unix user
-  (`[daemon] operator_user`). Each carries an `actor` — the operator account, `cli:<unix
-  user>` from hotspotctl — which is refused when missing and written to the audit log.
+- **operator operations** (online, kick, extend, trust, block, revoke, plan edits, reconcile,
+  and the admin's settings and backups in `control.admin`) are accepted only from root
+  (`hotspotctl`) and from the operator UI's own Unix user (`[daemon] operator_user`). Each
+  carries an `actor` — the operator account, `cli:<unix user>` from hotspotctl — which is
+  refused when missing and written to the audit log.
 
 Every operation runs under the daemon's lock, commits its transaction, and puts the change in
 the kernel before it answers: a revoked card is cut when `hotspotctl voucher revoke` returns.
@@ -31,6 +32,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session as DB
 
 from hotspotd import config as config_mod
+from hotspotd.control import admin
 from hotspotd.control.params import (
     Changes,
     Flag,
@@ -53,6 +55,7 @@ from hotspotd.core import (
     reconcile,
     records,
     sessions,
+    settings,
     vouchers,
 )
 from hotspotd.core.models import Session
@@ -99,13 +102,15 @@ class Service(Protocol):
     """What the operations need from the daemon that serves them."""
 
     cfg: config_mod.Config
-    policy: sessions.FreePolicy
+    settings: settings.Live
     tz: ZoneInfo
     lock: threading.RLock
     guesses: GuessThrottle
     mac_of: Callable[[IPv4Address], str | None]
 
     def now(self) -> datetime: ...
+
+    def free_policy(self, tx: DB) -> sessions.FreePolicy: ...
 
     def monotonic(self) -> float: ...
 
@@ -203,8 +208,8 @@ def log_in(svc: Service, a: Args, who: Caller) -> dict[str, Any]:
     now = svc.now()
     with svc.transaction() as tx:  # written and committed before the kernel is touched
         if free:
-            result = login.login_free(tx, ip=ip, mac=mac, now=now, policy=svc.policy,
-                                         tz=svc.tz)  # fmt: skip
+            result = login.login_free(tx, ip=ip, mac=mac, now=now, policy=svc.free_policy(tx),
+                                      tz=svc.tz)  # fmt: skip
         else:
             result = _code_attempt(
                 svc, tx, ip, lambda: login.login_voucher(tx, ip=ip, mac=mac, code=code, now=now)
@@ -316,7 +321,8 @@ def _mac_of(svc: Service, ip: IPv4Address) -> str:
 
 def _status(svc: Service, ip: IPv4Address, mac: str | None = None) -> dict[str, Any]:
     with svc.transaction() as tx:
-        st = sessions.status(tx, ip=ip, now=svc.now(), policy=svc.policy, tz=svc.tz, mac=mac)
+        st = sessions.status(tx, ip=ip, now=svc.now(), policy=svc.free_policy(tx), tz=svc.tz,
+                             mac=mac)  # fmt: skip
         return dict(records.status_record(st))
 
 
@@ -469,6 +475,8 @@ OPS: Mapping[str, Op] = {
         plan_edit,
     ),
     "reconcile": Op({}, OPR, reconcile_now),
+    "settings_set": Op(admin.SETTINGS_PARAMS, OPR, admin.settings_set),
+    "backup_now": Op({}, OPR, admin.backup_now),
 }
 
 

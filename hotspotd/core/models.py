@@ -375,3 +375,18 @@ class ClockState(Base):
     synced_at: Mapped[datetime | None]  # when the clock was last found set
     heartbeat_at: Mapped[datetime | None]
     corrections: Mapped[int] = mapped_column(default=0)
+
+
+class Setting(Base):
+    """One setting the admin changed in the operator's UI, over the config file's default.
+
+    Its key names the config's own (`free.time`, `village.name`); its value is text in the
+    same human units the config takes (`30m`, `100MB`, `1M`, `none`). No row: the default.
+    """
+
+    __tablename__ = "setting"
+
+    key: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str] = mapped_column(String(64))

@@ -29,7 +29,17 @@ from hotspotd import schema
 from hotspotd.clock import OsClock, SystemClock, Timekeeper
 from hotspotd.control import ops
 from hotspotd.control.server import Peer
-from hotspotd.core import db, desired, enforcement, metering, queries, reconcile, sessions, usage
+from hotspotd.core import (
+    db,
+    desired,
+    enforcement,
+    metering,
+    queries,
+    reconcile,
+    sessions,
+    settings,
+    usage,
+)
 from hotspotd.core.models import Device, Session
 from hotspotd.core.ports import Firewall, Rate, Shaper
 from hotspotd.core.throttle import GuessThrottle
@@ -77,7 +87,9 @@ class Hotspotd:
         # published beside the socket so the portal and hotspotctl tell the same time.
         self.clock = Timekeeper(clock or SystemClock(), self.tz, cfg.daemon.clock_file)
         self.lock = threading.RLock()
-        self.policy = sessions.FreePolicy.from_config(cfg.free)
+        # The free allowance and the names in force: the config's defaults under what an admin
+        # set in the operator's UI, read at each decision (parsed again only when changed).
+        self.settings = settings.Live(settings.Settings.defaults(cfg.village, cfg.free))
         self.garden = frozenset({cfg.portal.address})
         self.started_at: datetime | None = None
         self.charged_to: float | None = None  # monotonic time the online seconds are charged to
@@ -146,7 +158,7 @@ class Hotspotd:
         """Make the kernel hold what the database says; new kernel entries count from zero."""
         with self.lock:
             with self.transaction() as tx:
-                want = desired.state(tx, garden=self.garden, policy=self.policy)
+                want = desired.state(tx, garden=self.garden, policy=self.free_policy(tx))
             self.online_macs = frozenset(key.mac for key in want.authorized)
             plan = reconcile.reconcile(self.firewall, self.shaper, want)
             if plan.firewall.authorize:
@@ -213,7 +225,11 @@ class Hotspotd:
 
     def _enforce(self, tx: DB, now: datetime) -> list[tuple[Session, str]]:
         return enforcement.enforce(
-            tx, now, policy=self.policy, tz=self.tz, provisional_since=self.clock.unsynced_since
+            tx,
+            now,
+            policy=self.free_policy(tx),
+            tz=self.tz,
+            provisional_since=self.clock.unsynced_since,
         )
 
     def tick(self) -> None:
@@ -335,6 +351,10 @@ class Hotspotd:
 
     def now(self) -> datetime:
         return self.clock.now()
+
+    def free_policy(self, tx: DB) -> sessions.FreePolicy:
+        """The free allowance in force now: the config's, or what an admin set since."""
+        return self.settings.get(tx).free
 
     def monotonic(self) -> float:
         return self.clock.monotonic()

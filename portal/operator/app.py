@@ -20,8 +20,19 @@ from hotspotd.core import db
 from hotspotd.core.models import Role
 from portal import web
 from portal.app import _secret_key
-from portal.operator import audit, auth, devices, online, plans, printing, views, vouchers
-from portal.web import daemon_client
+from portal.operator import (
+    audit,
+    auth,
+    backups,
+    devices,
+    online,
+    plans,
+    preferences,
+    printing,
+    views,
+    vouchers,
+)
+from portal.web import daemon_client, settings
 
 
 def create_operator_app(
@@ -52,6 +63,7 @@ def create_operator_app(
     app.extensions["hotspot.clock"] = clock
     daemon_client.init_app(app, cfg)
     web.init_app(app)
+    settings.init_app(app, cfg)
     app.register_blueprint(auth.bp)
     app.register_blueprint(views.bp)
     app.register_blueprint(vouchers.bp)
@@ -59,6 +71,8 @@ def create_operator_app(
     app.register_blueprint(audit.bp)
     app.register_blueprint(devices.bp)
     app.register_blueprint(plans.bp)
+    app.register_blueprint(preferences.bp)
+    app.register_blueprint(backups.bp)
     app.jinja_env.globals["rate"] = _rate
     printing.init_app(app)
     app.context_processor(_page_context)

@@ -44,6 +44,9 @@ BY_REASON: dict[str, Callable[[], str]] = {
     "plan_retired": lambda: _("That plan is retired already."),
     "unknown_plan": lambda: _("There is no such plan."),
     "not_found": lambda: _("That device is not online any more."),
+    "backup_failed": lambda: _(
+        "The backup could not be made. Check that the router has free space, then try again."
+    ),
 }
 
 

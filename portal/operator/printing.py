@@ -30,7 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hotspotd.config import Config
-from hotspotd.core import codes, units, vouchers
+from hotspotd.core import codes, settings, units, vouchers
 from hotspotd.core.models import Voucher, VoucherBatch, VoucherState
 from hotspotd.errors import NotFound
 from portal import web
@@ -140,6 +140,7 @@ def cards_for(
     reprint leaves out the sold, used and revoked ones). Needs an app context with Babel."""
     batch = find_batch(db, batch_name_or_id)
     base = portal_url(cfg)
+    names = settings.effective(db, settings.Settings.defaults(cfg.village, cfg.free))
     cards = []
     with force_locale(lang):
         for v in _vouchers_of(db, batch):
@@ -148,8 +149,8 @@ def cards_for(
             url = card_url(base, v.code)
             cards.append(
                 Card(
-                    village=cfg.village.name,
-                    bumdes=cfg.village.operator,
+                    village=names.village_name,
+                    bumdes=names.village_operator,
                     plan=v.plan.name,
                     price=units.format_rupiah(v.price_rp),
                     time=i18n.duration(v.plan.time_s),

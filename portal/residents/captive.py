@@ -34,8 +34,8 @@ from portal.residents.views import (
     status_of,
     typo_message,
 )
-from portal.web import i18n, security
-from portal.web.context import cfg, db
+from portal.web import i18n, security, settings
+from portal.web.context import db
 from portal.web.errors import Refusal, unavailable
 
 bp = Blueprint("captive", __name__, template_folder="templates")
@@ -57,7 +57,7 @@ def welcome() -> ResponseReturnValue:
     st = status_of(device_ip())
 
     def context() -> dict[str, object]:
-        return dict(status=st, code=code, plans=plan_cards(), free=cfg().free,
+        return dict(status=st, code=code, plans=plan_cards(), free=settings.current().free,
                     tiles=content.counts(db()))  # fmt: skip
 
     if st is None and not request.args:  # the page every phone gets first: kept
@@ -105,7 +105,7 @@ def login() -> ResponseReturnValue:
 @bp.post("/free")
 def free() -> ResponseReturnValue:
     ip = require_device()
-    if not cfg().free.enabled:
+    if not settings.current().free.enabled:
         raise Refusal(403, _("Free internet is not offered here."))
     ask("login", form="free", ip=str(ip), free=True)
     return _after_login()

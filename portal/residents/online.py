@@ -62,6 +62,12 @@ class OnlineAddresses:
                 self._stamp = stamp
             return self._ips
 
+    def version(self) -> object:
+        """What the set was last read at: it moves whenever the database may have changed
+        (None: unknown). Other things kept per database state (the settings) key on it."""
+        self.addresses()
+        return self._stamp
+
     def forget(self) -> None:
         """The database changed in a way this process knows of: read it again next time."""
         with self._lock:

@@ -15,7 +15,7 @@ from hotspotd.config import Config
 from hotspotd.core import codes, plans, sessions
 from hotspotd.errors import NotFound
 from portal.residents.online import OnlineAddresses
-from portal.web import daemon_client, i18n, security
+from portal.web import daemon_client, i18n, security, settings
 from portal.web.context import cfg, clock, db, now
 from portal.web.errors import Refusal
 
@@ -53,7 +53,7 @@ def status_of(ip: IPv4Address | None) -> sessions.Status | None:
             db(),
             ip=ip,
             now=now(),
-            policy=current_app.extensions["hotspot.free"],
+            policy=settings.current().free,
             tz=cfg().village.tz,
         )
     except NotFound:
@@ -135,20 +135,21 @@ def kept_page(name: str, template: str, context: Callable[[], dict[str, object]]
     After a power cut every phone asks for the welcome page at once: rendering it each time
     would cost more than everything else the request does.
     """
-    cache: dict[tuple[str, str], tuple[float, str]] = current_app.extensions.setdefault(
+    cache: dict[tuple[str, str], tuple[float, object, str]] = current_app.extensions.setdefault(
         "hotspot.pages", {}
     )
     key = (name, i18n.select_locale())
     now_s = clock().monotonic()
+    in_force = settings.current()  # a new name or message shows at once, not in 30 s
     with _plans_lock:
         hit = cache.get(key)
-    if hit is None or now_s - hit[0] >= _PLANS_TTL_S:
+    if hit is None or now_s - hit[0] >= _PLANS_TTL_S or hit[1] != in_force:
         g.csrf_placeholder = True
         try:
             html = render_template(template, **context())
         finally:
             g.pop("csrf_placeholder", None)
-        hit = (now_s, html)
+        hit = (now_s, in_force, html)
         with _plans_lock:
             cache[key] = hit
-    return hit[1].replace(security.PLACEHOLDER, security.csrf_token())
+    return hit[2].replace(security.PLACEHOLDER, security.csrf_token())
