@@ -334,7 +334,7 @@ def online(svc: Service, a: Args, who: Caller) -> list[dict[str, Any]]:
     with svc.transaction() as tx:
         return [
             dict(records.online_record(s, now, *svc.rates_of(s.id)))
-            for s in queries.open_sessions(tx)
+            for s in queries.open_sessions(tx, with_details=True)
         ]
 
 

@@ -3,7 +3,8 @@
 Every action is one of hotspotd's operator operations, asked as the signed-in account
 (`ui:<name>`), so the kernel has the change when the page comes back and the audit log says
 who did it. The page refreshes itself (a meta refresh: no script, so it works with JavaScript
-off and under the strict CSP).
+off and under the strict CSP). With 2,000 devices online it shows them a page at a time, the
+busiest first, and finds one by a part of its address, MAC, name or code.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from portal.operator.daemon import BY_REASON, Refused, ask
 bp = Blueprint("online", __name__, url_prefix="/online")
 STAFF = (Role.ADMIN, Role.OPERATOR)
 REFRESH_S = 15
+PER_PAGE = 25  # devices a page: the busiest first, a few KB each however many are online
 _IP = r"\d{1,3}(?:\.\d{1,3}){3}"
 _SUBJECTS = {  # what each action's link may name: as hotspotd gave it, nothing else
     "kick": re.compile(rf"{_IP}(?:,{_IP}){{0,7}}"),
@@ -41,7 +43,22 @@ def online() -> ResponseReturnValue:
         return render_template("online.html", rows=None, problem=refused.message,
                                refresh=REFRESH_S)  # fmt: skip
     rows.sort(key=lambda r: (-(r["down_bps"] + r["up_bps"]), r["ip"]))
-    return render_template("online.html", rows=rows, problem=None, done=_done(), refresh=REFRESH_S)
+    find = request.args.get("q", "").strip()[:40]
+    shown = [r for r in rows if _matches(r, find.lower())] if find else rows
+    pages = max(1, -(-len(shown) // PER_PAGE))
+    page = min(pages, max(1, request.args.get("page", 1, type=int) or 1))
+    return render_template(
+        "online.html", rows=shown[(page - 1) * PER_PAGE : page * PER_PAGE], online=len(rows),
+        found=len(shown), find=find, page=page, pages=pages, problem=None, done=_done(),
+        refresh=REFRESH_S,
+    )  # fmt: skip
+
+
+def _matches(row: dict[str, Any], find: str) -> bool:
+    """A device the operator looks for, by a part of its address, MAC, name or card code."""
+    code = (row["code"] or "").lower()
+    texts = (row["ip"], row["mac"], (row["hostname"] or "").lower(), code, code.replace("-", ""))
+    return any(find in text for text in texts)
 
 
 def _done() -> str | None:

@@ -193,3 +193,27 @@ def test_a_lost_card_or_a_whole_batch_is_revoked_and_cut(
     kominfo = Browser(ui)
     kominfo.sign_in("dinas")
     assert kominfo.post("/voucher/cabut", {"code": codes_[1]}).status_code == 403
+
+
+def test_many_devices_come_a_page_at_a_time_and_one_is_found(
+    ui: Flask, rig: Rig, codes_: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from portal.operator import online
+
+    monkeypatch.setattr(online, "PER_PAGE", 1)
+    rig.call("login", ip=str(PHONE1.ip), code=codes_[0])
+    rig.call("login", ip=str(PHONE2.ip), free=True)
+    b = Browser(ui)
+    b.sign_in("budi")
+    first = b.get("/online").get_data(as_text=True)
+    second = b.get("/online?page=2").get_data(as_text=True)
+    assert "Halaman 1 dari 2" in first and "page=2" in first
+    shown = [(str(p.ip) in page) for page in (first, second) for p in (PHONE1, PHONE2)]
+    assert shown.count(True) == 2 and shown[0] != shown[2]  # each phone on one page only
+    assert b.get("/online?page=99").status_code == 200  # past the end: the last page
+    found = b.get(f"/online?q={PHONE2.mac.upper()}").get_data(as_text=True)
+    assert str(PHONE2.ip) in found and str(PHONE1.ip) not in found
+    by_code = b.get(f"/online?q={codes_[0][:5].lower()}").get_data(as_text=True)
+    assert str(PHONE1.ip) in by_code and str(PHONE2.ip) not in by_code
+    none = b.get("/online?q=zzz").get_data(as_text=True)
+    assert str(PHONE1.ip) not in none and str(PHONE2.ip) not in none
