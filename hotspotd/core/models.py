@@ -142,7 +142,8 @@ class Voucher(Base):
     __table_args__ = (
         CheckConstraint("used_seconds >= 0", name="used_seconds_not_negative"),
         CheckConstraint("used_bytes >= 0", name="used_bytes_not_negative"),
-        Index("ix_voucher_state", "state"),
+        Index("ix_voucher_state", "state"),  # newest first within a state: the card list
+        Index("ix_voucher_state_batch", "state", "batch_id"),  # unused cards per batch
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
