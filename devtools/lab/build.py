@@ -348,7 +348,7 @@ operator_user = "{operator.USER}"
             "operator": {
                 "url": operator.url(),
                 "address": operator.url(LAN_ADDR),
-                "namespace": ROUTER,  # its port answers on the router's LAN address
+                "namespace": ROUTER,  # where it runs; any phone reaches it as portal.lan
                 "user": self.operator_user,
                 "certificate": str(self.state / "operator.crt"),
                 "fingerprint": self.fingerprint,

@@ -9,10 +9,10 @@ Screenshots go to tests/e2e/artifacts/ (kept after the run, gitignored).
 Without root, the lab's tools, chromium or Playwright the tests skip; with CI=true they fail
 (tests.conftest.require). The lab is removed after the session even when a test fails.
 Reuse: `demo_lab` (names, addresses, vouchers, `hotspotctl`), `phone_page(phone)`, and
-`operator_page(viewport)`: the operator's browser, in hs-router (the operator UI's port answers
-the router's LAN address there; the firewall keeps it from the residents' phones), trusting the
-lab's certificate by its key alone (`--ignore-certificate-errors-spki-list`), not every
-certificate (no `ignore_https_errors`).
+`operator_page(viewport)`: the BUMDes manager's browser, in a phone on the residents' Wi-Fi
+(OPERATOR_PHONE, not the phone the tests kick), which finds portal.lan through the router's
+DNS as any phone does and trusts the lab's certificate by its key alone
+(`--ignore-certificate-errors-spki-list`), not every certificate (no `ignore_https_errors`).
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ CHROMIUM_ARGS = [
 FETCH = "import sys, urllib.request as u; print(u.urlopen(sys.argv[1], timeout=5).read().decode())"
 VIEWPORT = {"width": 360, "height": 740}  # a cheap Android phone
 DESK = {"width": 1280, "height": 800}  # the BUMDes office's laptop
+OPERATOR_PHONE = "hs-phone3"  # the manager's phone; hs-phone1 is the one logged in and kicked
 
 
 @dataclass
@@ -176,20 +177,15 @@ def phone_page(
 def operator_page(
     demo_lab: DemoLab, playwright_driver: Any, shot: Shots
 ) -> Iterator[Callable[[dict[str, int]], Any]]:
-    """`operator_page(DESK)`: a fresh, signed-out page of the operator's browser in hs-router,
-    which resolves portal.lan to the router's LAN address and trusts only the lab's key."""
+    """`operator_page(DESK)`: a fresh, signed-out page of the operator's browser in the
+    manager's phone, which asks the router's DNS for portal.lan and trusts only the lab's key."""
     cert = labmod.operator.Certificate(
         Path(demo_lab.info["operator"]["certificate"]), demo_lab.lab.state / "operator.key"
     )
-    host = labmod.PORTAL_HOST
     browser = playwright_driver.chromium.launch(
-        executable_path=str(chromium_in(demo_lab, labmod.ROUTER)),
+        executable_path=str(chromium_in(demo_lab, OPERATOR_PHONE)),
         headless=True,
-        args=[
-            *CHROMIUM_ARGS,
-            f"--host-resolver-rules=MAP {host} {labmod.LAN_ADDR}",
-            f"--ignore-certificate-errors-spki-list={cert.spki_sha256}",
-        ],
+        args=[*CHROMIUM_ARGS, f"--ignore-certificate-errors-spki-list={cert.spki_sha256}"],
     )
     pages: list[Any] = []
 
