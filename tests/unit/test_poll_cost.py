@@ -111,3 +111,13 @@ def test_a_poll_sends_as_many_statements_for_40_devices_as_for_10(village: Villa
         assert len(sessions) == 40
         assert all(s.bytes_up >= 1000 and s.bytes_down >= 20_000 for s in sessions)
         assert db.scalar(select(func.count()).select_from(UsageSample)) == 10 * 2 + 40 * 2
+
+
+def test_a_login_sends_as_many_statements_with_40_online_as_with_10(village: Village) -> None:
+    for n in range(10):
+        village.log_in(n)
+    few = [statements(village.engine, lambda n=n: village.log_in(n)) for n in (10, 11)]
+    for n in range(12, 40):
+        village.log_in(n)
+    many = [statements(village.engine, lambda n=n: village.log_in(n)) for n in (40, 41)]
+    assert many == few
