@@ -6,8 +6,8 @@ last time was restarted by a rebuilt kernel table. The caller owns the transacti
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from ipaddress import IPv4Address
 
@@ -15,7 +15,7 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session as DB
 
 from hotspotd.core import queries, vouchers
-from hotspotd.core.models import UsageSample
+from hotspotd.core.models import Session, UsageSample
 from hotspotd.core.ports import Counters, DeviceKey
 
 
@@ -25,6 +25,7 @@ class ChargeReport:
     bytes_up: int = 0
     bytes_down: int = 0
     resets: int = 0  # counters found lower than last time: the kernel table was rebuilt
+    rises: dict[int, tuple[int, int]] = field(default_factory=dict)  # session id -> up, down
 
 
 def _rise(now_value: int, last: int) -> tuple[int, bool]:
@@ -35,12 +36,17 @@ def _rise(now_value: int, last: int) -> tuple[int, bool]:
 
 
 def charge(
-    db: DB, counters: Mapping[DeviceKey, Counters], now: datetime, elapsed_s: int
+    db: DB,
+    counters: Mapping[DeviceKey, Counters],
+    now: datetime,
+    elapsed_s: int,
+    online: Sequence[Session] | None = None,
 ) -> ChargeReport:
     """Write one poll: bytes per session and voucher, online seconds, usage samples.
 
     A voucher's online time grows once per poll however many of its devices are on. All of it
-    is one transaction, so a power cut loses at most one poll.
+    is one transaction, so a power cut loses at most one poll. `online`: the open sessions
+    with their vouchers, when the caller has them already.
     """
     report = ChargeReport()
     elapsed_s = max(0, elapsed_s)
@@ -48,7 +54,7 @@ def charge(
     samples: list[dict[str, object]] = []
     # Each session's voucher in the same query: a lazy load per session would also flush the
     # sessions charged so far, one by one (2,000 devices: 4,000 statements instead of a few).
-    for s in queries.open_sessions(db, with_details=True):
+    for s in queries.open_sessions(db, with_details=True) if online is None else online:
         c = counters.get(DeviceKey(IPv4Address(s.ip), s.mac))
         up = down = 0
         if c is not None:
@@ -62,6 +68,7 @@ def charge(
         report.sessions += 1
         report.bytes_up += up
         report.bytes_down += down
+        report.rises[s.id] = (up, down)
         if up or down:
             s.last_activity_at = now
             samples.append(
