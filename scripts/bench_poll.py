@@ -13,7 +13,7 @@ online) and the median of `--polls` polls against the poll interval.
 
 By default the kernel is tests.fakes' in-memory FakeFirewall and FakeShaper, so the figures
 are the daemon's own work. With --kernel (root) the real NftFirewall and TcShaper run in a
-throwaway network namespace (a dummy LAN interface, removed at the end), so the figures
+throwaway network namespace (a veth pair as the LAN, removed at the end), so the figures
 include nft and tc; the bytes then come from the kernel's counters, which see no traffic.
 --profile prints cProfile's top functions of one poll at the largest size.
 """
@@ -75,7 +75,7 @@ def fake_kernel() -> Iterator[tuple[Firewall, Shaper, FakeFirewall | None]]:
 
 @contextlib.contextmanager
 def real_kernel(tag: str) -> Iterator[tuple[Firewall, Shaper, FakeFirewall | None]]:
-    """NftFirewall and TcShaper in a namespace of our own, with a dummy LAN and an ifb."""
+    """NftFirewall and TcShaper in a namespace of our own, a veth pair as the LAN, an ifb."""
     from hotspotd.net.firewall import NftFirewall
     from hotspotd.net.shaper import TcShaper
     from tests.netns.lab import inside
@@ -85,7 +85,8 @@ def real_kernel(tag: str) -> Iterator[tuple[Firewall, Shaper, FakeFirewall | Non
     try:
         for args in (
             ["link", "set", "lo", "up"],
-            ["link", "add", "lan0", "type", "dummy"],
+            ["link", "add", "lan0", "type", "veth", "peer", "name", "lan0p"],  # no dummy here
+            ["link", "set", "lan0p", "up"],
             ["addr", "add", f"{ROUTER}/16", "dev", "lan0"],
             ["link", "set", "lan0", "up"],
         ):
