@@ -89,6 +89,11 @@ def charge(
 def rebaseline(db: DB, keys: Iterable[DeviceKey]) -> None:
     """Devices just (re)added to the kernel start counting from zero."""
     fresh = {(str(k.ip), k.mac) for k in keys}
-    for s in queries.open_sessions(db):
+    # A login adds one device: look up its address, not all 2,000 sessions online.
+    ips = {ip for ip, _mac in fresh}
+    few = len(ips) <= 20
+    for s in (
+        [s for ip in ips for s in queries.open_at(db, ip)] if few else queries.open_sessions(db)
+    ):
         if (s.ip, s.mac) in fresh:
             s.kernel_up = s.kernel_down = 0
