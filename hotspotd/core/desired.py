@@ -25,7 +25,7 @@ def state(db: DB, *, garden: Iterable[IPv4Address], policy: FreePolicy) -> Desir
     blocked = frozenset(d.mac for d in devices if d.blocked)
     trusted = frozenset(d.mac for d in devices if d.trusted and not d.blocked)
     authorized: dict[DeviceKey, Rate] = {}
-    for s in queries.open_sessions(db):
+    for s in queries.open_sessions(db, with_details=True):  # the plans too, not a load each
         if s.mac in blocked:
             continue
         if s.voucher is not None:

@@ -7,7 +7,7 @@ first, so each day's free use is counted on that day. The caller owns the transa
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -22,7 +22,7 @@ from hotspotd.core.sessions import (
     day_start,
     end,
     free_allowance,
-    free_usage_today,
+    free_usage_today_of,
 )
 
 # Before this the clock is surely wrong (a router without a real-time clock boots in 1970, or
@@ -34,7 +34,9 @@ def clock_trusted(now: datetime) -> bool:
     return now >= CLOCK_FLOOR
 
 
-def split_at_midnight(db: DB, now: datetime, tz: ZoneInfo) -> list[Session]:
+def split_at_midnight(
+    db: DB, now: datetime, tz: ZoneInfo, online: Sequence[Session] | None = None
+) -> list[Session]:
     """Free sessions opened before today's midnight go on as sessions of today.
 
     The free allowance is per day, counted over the sessions of that day: without this, a
@@ -44,7 +46,7 @@ def split_at_midnight(db: DB, now: datetime, tz: ZoneInfo) -> list[Session]:
     """
     midnight = day_start(now, tz)
     fresh = []
-    for old in queries.open_sessions(db):
+    for old in queries.open_sessions(db) if online is None else online:
         if old.kind is not SessionKind.FREE or old.started_at >= midnight:
             continue
         end(db, old, midnight, EndCause.DAY_END)
@@ -65,6 +67,14 @@ def split_at_midnight(db: DB, now: datetime, tz: ZoneInfo) -> list[Session]:
     return fresh
 
 
+def open_after_midnight(db: DB, now: datetime, tz: ZoneInfo) -> list[Session]:
+    """The open sessions with their device, voucher and plan, free ones split at midnight
+    first (`split_at_midnight`): one query for the poll and enforcement, not one each."""
+    online = queries.open_sessions(db, with_details=True)
+    fresh = split_at_midnight(db, now, tz, online)
+    return [s for s in online if s.ended_at is None] + fresh  # by id, as the query orders
+
+
 def enforce(
     db: DB,
     now: datetime,
@@ -79,7 +89,7 @@ def enforce(
     `core.timeline`). Validity is then judged only for cards first used inside that span,
     whose validity is measured on the same provisional time; time and data always are.
     """
-    split_at_midnight(db, now, tz)
+    online = open_after_midnight(db, now, tz)
     floor_ok = clock_trusted(now)
 
     def trusted(first_used_at: datetime | None) -> bool:
@@ -89,8 +99,12 @@ def enforce(
             first_used_at is not None and first_used_at >= provisional_since
         )
 
+    # Today's free use of every free device in one query: never a query per session.
+    free_used = free_usage_today_of(
+        db, (s.device_id for s in online if s.kind is SessionKind.FREE), now, tz
+    )
     ended: list[tuple[Session, str]] = []
-    for s in queries.open_sessions(db):
+    for s in online:
         reason: str | None
         if s.device.blocked:
             reason = EndCause.BLOCKED
@@ -110,9 +124,7 @@ def enforce(
         elif not policy.enabled:
             reason = EndCause.FREE_OFF
         else:
-            why = accounting.end_reason(
-                free_allowance(policy), free_usage_today(db, s.device, now, tz), now
-            )
+            why = accounting.end_reason(free_allowance(policy), free_used[s.device_id], now)
             reason = why.value if why is not None else None
         if reason is not None:
             end(db, s, now, reason)

@@ -197,16 +197,13 @@ class Hotspotd:
             with self.transaction() as tx:
                 correction = self.clock.observe(tx)
                 now = self.clock.now()
-                enforcement.split_at_midnight(tx, now, self.tz)
-                before = {s.id: (s.bytes_up, s.bytes_down) for s in queries.open_sessions(tx)}
-                report = metering.charge(tx, counters, now, elapsed_s)
+                online = enforcement.open_after_midnight(tx, now, self.tz)
+                report = metering.charge(tx, counters, now, elapsed_s, online)
                 self.throughput = {}
-                for s in queries.open_sessions(tx):
-                    up0, down0 = before.get(s.id, (s.bytes_up, s.bytes_down))
-                    if elapsed_s > 0:
-                        self.throughput[s.id] = Throughput(
-                            down_bps=(s.bytes_down - down0) * 8 // elapsed_s,
-                            up_bps=(s.bytes_up - up0) * 8 // elapsed_s,
+                if elapsed_s > 0:
+                    for session_id, (up, down) in report.rises.items():
+                        self.throughput[session_id] = Throughput(
+                            down_bps=down * 8 // elapsed_s, up_bps=up * 8 // elapsed_s
                         )
             if correction is not None and self.on_clock_jump is not None:
                 self.on_clock_jump()
