@@ -102,7 +102,7 @@ def open_matching(db: DB, find: str = "") -> Sequence[tuple[int, str]]:
                 )
             )
         )
-    return [(id_, ip) for id_, ip in db.execute(stmt)]
+    return db.execute(stmt).tuples().all()
 
 
 def with_details(db: DB, ids: Sequence[int]) -> dict[int, Session]:
