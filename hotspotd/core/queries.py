@@ -102,7 +102,7 @@ def open_matching(db: DB, find: str = "") -> Sequence[tuple[int, str]]:
                 )
             )
         )
-    return db.execute(stmt).tuples().all()
+    return db.execute(stmt).all()
 
 
 def with_details(db: DB, ids: Sequence[int]) -> dict[int, Session]:
