@@ -337,7 +337,7 @@ def main() -> int:
             light = [url for _n, url, _t, _r in pages]
             if "kartu" in only:
                 light += [url for _n, url in kartu_urls(batch_id) if v.get(url).status_code == 200]
-            growth = memory(v, light, args.memory)
+            growth = memory(v, light, args.memory) if args.memory > 1 else []
             if "print" in only:
                 growth += memory(v, [a4], max(2, args.heavy_repeat * 2))
             print(f"\nmemory (RSS {rss_kib() / 1024:.0f} MiB now), growth over the second half:")
