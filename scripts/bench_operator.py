@@ -12,10 +12,13 @@ sheets; the A4 sheet also without its QR codes), and the memory growth (RSS and 
 over `--memory` more requests of each page.
 
     .venv/bin/python scripts/bench_operator.py [--repeat 20] [--heavy-repeat 5] [--memory 200]
-        [--devices 2000] [--vouchers 100000] [--strict]
+        [--devices 2000] [--vouchers 100000] [--strict] [--only online --only print ...]
 
 With --strict the exit status is 1 when a target is missed. The voucher list of cards
 (/voucher/kartu) is measured when the app has it, and said "not present" otherwise.
+`--only` measures some of the figures (online, batches, dashboard, kartu, print: the batch
+made and its A4 sheet and roll), for a quick look at one page; without it, all of them. With
+`--vouchers 5000` the village is built in seconds rather than minutes.
 """
 
 from __future__ import annotations
@@ -257,6 +260,21 @@ def memory(v: Village, urls: list[str], rounds: int) -> list[tuple[str, int, flo
     return out
 
 
+SECTIONS = ("online", "batches", "dashboard", "kartu", "print")
+
+
+def light_pages(devices: int) -> list[tuple[str, str, str, float | None]]:
+    """(section, figure, URL, target) of the pages that need no batch made first."""
+    last = max(1, -(-devices // 25))  # the quietest page, at 25 devices a page
+    return [
+        ("online", "GET /online", "/online", 200.0),
+        ("online", f"GET /online?page={last}", f"/online?page={last}", 200.0),
+        ("online", "GET /online?q= (a MAC's part)", "/online?q=02:77:00:00:07", 200.0),
+        ("batches", "GET /voucher (batches)", "/voucher", 200.0),
+        ("dashboard", "GET / (dashboard)", "/", None),
+    ]
+
+
 def kartu_urls(batch_id: str) -> list[tuple[str, str]]:
     return [
         ("/voucher/kartu (page 1)", "/voucher/kartu"),
@@ -276,6 +294,8 @@ def main() -> int:
     parser.add_argument("--memory", type=int, default=200, help="requests per page, memory")
     parser.add_argument("--batch", type=int, default=1000, help="cards in a made batch")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
+    parser.add_argument("--only", action="append", choices=SECTIONS,
+                        help="measure only these figures (repeatable); default: all")  # fmt: skip
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="hsbo-") as tmp:
@@ -287,31 +307,39 @@ def main() -> int:
                   + ", ".join(f"{k} {s:.1f} s" for k, s in v.setup.items())
                   + "); Flask test client through the whole WSGI app, "
                   "daemon on a real Unix socket")  # fmt: skip
+            only = set(args.only or SECTIONS)
             figures: list[Figure | tuple[str, str]] = []
-            batch_fig, batch_id = make_batches(v, args.heavy_repeat, args.batch)
+            batch_fig, batch_id = None, ""
+            if only & {"kartu", "print"}:
+                batch_fig, batch_id = make_batches(v, args.heavy_repeat, args.batch)
             pages = [
-                ("GET /online", "/online", 200.0, args.repeat),
-                ("GET /voucher (batches)", "/voucher", 200.0, args.repeat),
-                ("GET / (dashboard)", "/", None, args.repeat),
+                (name, url, target, args.repeat)
+                for section, name, url, target in light_pages(args.devices)
+                if section in only
             ]
             for name, url, target, repeat in pages:
                 figures.append(measure(v, name, url, target, repeat) or (name, "not present"))
-            for name, url in kartu_urls(batch_id):
-                figures.append(measure(v, name, url, 200.0, args.repeat) or (name, "not present"))
-            figures.append(batch_fig)
+            if "kartu" in only:
+                for name, url in kartu_urls(batch_id):
+                    figures.append(measure(v, name, url, 200.0, args.repeat)
+                                   or (name, "not present"))  # fmt: skip
             a4 = f"/voucher/{batch_id}/a4"
-            figures.append(
-                measure(v, f"GET {a4} ({args.batch} QR)", a4, 3000.0, args.heavy_repeat, args.batch)
-                or (a4, "not present")
-            )
-            roll = f"/voucher/{batch_id}/struk"
-            figures.append(measure(v, f"GET {roll}", roll, None, args.heavy_repeat, args.batch)
-                           or (roll, "not present"))  # fmt: skip
+            if "print" in only and batch_fig is not None:
+                figures.append(batch_fig)
+                figures.append(
+                    measure(v, f"GET {a4} ({args.batch} QR)", a4, 3000.0, args.heavy_repeat,
+                            args.batch) or (a4, "not present")
+                )  # fmt: skip
+                roll = f"/voucher/{batch_id}/struk"
+                figures.append(measure(v, f"GET {roll}", roll, None, args.heavy_repeat, args.batch)
+                               or (roll, "not present"))  # fmt: skip
             failed = report(figures)
             light = [url for _n, url, _t, _r in pages]
-            light += [url for _n, url in kartu_urls(batch_id) if v.get(url).status_code == 200]
-            growth = memory(v, light, args.memory)
-            growth += memory(v, [a4], max(2, args.heavy_repeat * 2))
+            if "kartu" in only:
+                light += [url for _n, url in kartu_urls(batch_id) if v.get(url).status_code == 200]
+            growth = memory(v, light, args.memory) if args.memory > 1 else []
+            if "print" in only:
+                growth += memory(v, [a4], max(2, args.heavy_repeat * 2))
             print(f"\nmemory (RSS {rss_kib() / 1024:.0f} MiB now), growth over the second half:")
             for url, n, rss, heap in growth:
                 print(f"  {url:42} {n:4d} requests  RSS {rss:+7.1f} MiB  traced {heap:+8.1f} KiB")

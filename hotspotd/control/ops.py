@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session as DB
 
 from hotspotd import config as config_mod
-from hotspotd.control import admin
+from hotspotd.control import admin, online
 from hotspotd.control.params import (
     Changes,
     Flag,
@@ -329,15 +329,6 @@ def _status(svc: Service, ip: IPv4Address, mac: str | None = None) -> dict[str, 
 # -- operator operations --------------------------------------------------------------------
 
 
-def online(svc: Service, a: Args, who: Caller) -> list[dict[str, Any]]:
-    now = svc.now()
-    with svc.transaction() as tx:
-        return [
-            dict(records.online_record(s, now, *svc.rates_of(s.id)))
-            for s in queries.open_sessions(tx, with_details=True)
-        ]
-
-
 def kick(svc: Service, a: Args, who: Caller) -> dict[str, Any]:
     with svc.transaction() as tx:
         kicked = _sessions_of(tx, a["target"], svc.cfg.network.lan_prefix)
@@ -457,7 +448,7 @@ OPS: Mapping[str, Op] = {
     "topup": Op({"ip": _LAN_IP, "code": _CODE}, RES, topup),
     "logout": Op({"ip": _LAN_IP}, RES, log_out),
     "status": Op({"ip": _LAN_IP}, RES, status),
-    "online": Op({}, OPR, online),
+    "online": Op(online.PARAMS, OPR, online.run),
     "kick": Op({"target": _CODE}, OPR, kick),
     "extend": Op(
         {"code": _CODE, "seconds": Integer(0, 366 * 86400), "bytes": Integer(0, 10**13)},

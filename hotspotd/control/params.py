@@ -39,6 +39,20 @@ class Text(Field):
 
 
 @dataclass(frozen=True)
+class Choice(Field):
+    """One of a few words; absent is None (the operation's default)."""
+
+    choices: tuple[str, ...]
+
+    def value(self, name: str, raw: Any, lan: IPv4Network) -> str | None:
+        if raw is None:
+            return None
+        if raw not in self.choices:
+            raise InvalidInput(f"'{name}' must be one of: {', '.join(self.choices)}")
+        return str(raw)
+
+
+@dataclass(frozen=True)
 class Flag(Field):
     def value(self, name: str, raw: Any, lan: IPv4Network) -> bool:
         if raw is None:

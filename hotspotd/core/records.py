@@ -205,6 +205,17 @@ class OnlineRecord(TypedDict):
     data_left: int | None
 
 
+class OnlinePageRecord(TypedDict):
+    """One page of the devices online (the `online` operation asked with a page or a search)."""
+
+    devices: list[OnlineRecord]
+    online: int  # every device online
+    found: int  # those matching the search; all of them without one
+    page: int  # from 1; a page asked past the end is the last
+    pages: int
+    per_page: int
+
+
 def online_record(s: Session, now: datetime, down_bps: int, up_bps: int) -> OnlineRecord:
     left = vouchers.standing_of(s.voucher, now) if s.voucher is not None else None
     return {

@@ -46,6 +46,7 @@ def _answer(rig: Rig, op: str, params: dict[str, object], peer: Peer) -> dict[st
     ("op", "params"),
     [
         ("online", {}),
+        ("online", {"page": 1, "find": "02:00"}),
         ("kick", {"target": "10.66.0.11"}),
         ("extend", {"code": "x", "seconds": 366 * 86400, "bytes": 10**13}),
         ("trust", {"mac": "02:00:00:00:00:66"}),

@@ -217,3 +217,33 @@ def test_many_devices_come_a_page_at_a_time_and_one_is_found(
     assert str(PHONE1.ip) in by_code and str(PHONE2.ip) not in by_code
     none = b.get("/online?q=zzz").get_data(as_text=True)
     assert str(PHONE1.ip) not in none and str(PHONE2.ip) not in none
+
+
+def test_the_online_page_asks_hotspotd_for_its_page_only(
+    ui: Flask, rig: Rig, codes_: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from portal.operator import online
+
+    monkeypatch.setattr(online, "PER_PAGE", 1)
+    asked: list[dict[str, object]] = []
+    real_ask = online.ask
+
+    def ask(op: str, **params: object) -> object:
+        asked.append({"op": op, **params})
+        return real_ask(op, **params)
+
+    monkeypatch.setattr(online, "ask", ask)
+    rig.call("login", ip=str(PHONE1.ip), code=codes_[0])
+    rig.call("login", ip=str(PHONE2.ip), free=True)
+    b = Browser(ui)
+    b.sign_in("budi")
+    page = b.get("/online?q=02:00&page=2").get_data(as_text=True)
+    assert asked[-1] == {"op": "online", "page": 2, "per_page": 1, "find": "02:00"}
+    assert "Halaman 2 dari 2" in page and "2 perangkat cocok" in page
+    assert "q=02:00&amp;page=1" in page  # the way back keeps the search
+    for odd in ("-5", "abc", "99999999999", ""):
+        assert b.get(f"/online?page={odd}").status_code == 200
+    assert asked[-1]["page"] == 1 and [a["page"] for a in asked[-4:-1]] == [1, 1, 10**6]
+    assert "Halaman 2 dari 2" in b.get("/online?page=99999999999").get_data(as_text=True)
+    wild = b.get("/online?q=%25").get_data(as_text=True)  # "%" is only itself, not everything
+    assert str(PHONE1.ip) not in wild and str(PHONE2.ip) not in wild
